@@ -1,0 +1,1 @@
+"""Commerce: red packets, lotteries, flash sales, orders and payment."""

@@ -1,0 +1,5 @@
+import sys
+
+from interact.cli import main
+
+sys.exit(main())

@@ -1,0 +1,84 @@
+"""What every REST handler needs: the JSON body, typed fields, the caller, the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from interact import tokens
+from interact.context import Context
+from interact.errors import BadRequest, Forbidden, Unauthorized
+from interact.tokens import Role, User
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def ctx(request: web.Request) -> Context:
+    return request.app[Context.KEY]
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+async def body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object, or ``BadRequest``."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise BadRequest("request body too large")
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object")
+    return data
+
+
+def field_str(
+    data: dict[str, Any], name: str, *, required: bool = True, max_len: int = 1000
+) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise BadRequest(f"'{name}' is required")
+        return None
+    if not isinstance(value, str) or len(value) > max_len:
+        raise BadRequest(f"'{name}' must be a string of at most {max_len} characters")
+    return value
+
+
+def field_int(
+    data: dict[str, Any], name: str, *, lo: int, hi: int, default: int | None = None
+) -> int:
+    value = data.get(name, default)
+    if value is None:
+        raise BadRequest(f"'{name}' is required")
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+        raise BadRequest(f"'{name}' must be an integer from {lo} to {hi}")
+    return value
+
+
+def query_int(request: web.Request, name: str, *, lo: int, hi: int, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not lo <= int(raw) <= hi:
+        raise BadRequest(f"'{name}' must be an integer from {lo} to {hi}")
+    return int(raw)
+
+
+def caller(request: web.Request, *roles: Role) -> User:
+    """The authenticated user; ``Forbidden`` unless their role is one of ``roles``."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("missing bearer token")
+    user = tokens.verify(ctx(request).config.secret, token.strip())
+    if roles and user.role not in roles:
+        raise Forbidden(f"needs role {' or '.join(r.value for r in roles)}")
+    return user

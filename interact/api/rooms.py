@@ -1,0 +1,122 @@
+"""``/rooms``: lifecycle, stats, notices, server messages and retractions."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from interact.api.common import (
+    body,
+    caller,
+    ctx,
+    field_str,
+    json_response,
+    query_int,
+)
+from interact.errors import BadRequest, Forbidden
+from interact.tokens import Role, User
+from rooms.lifecycle import TRANSITIONS
+from rooms.models import Room, RoomStatus
+from rooms.service import Author
+
+routes = web.RouteTableDef()
+
+STAFF = (Role.OPERATOR, Role.ANCHOR)
+
+
+async def _room_for_staff(request: web.Request, user: User) -> Room:
+    """The room in the path, if the caller is an operator or that room's anchor."""
+    room = await ctx(request).service.get(request.match_info["room_id"])
+    if user.role is not Role.OPERATOR and room.anchor != user.uid:
+        raise Forbidden("only an operator or the room's anchor may do this")
+    return room
+
+
+@routes.post("/rooms")
+async def create_room(request: web.Request) -> web.Response:
+    user = caller(request, *STAFF)
+    data = await body(request)
+    title = field_str(data, "title", max_len=200) or ""
+    anchor = field_str(data, "anchor", required=False, max_len=64)
+    if user.role is Role.ANCHOR:
+        if anchor not in (None, user.uid):
+            raise Forbidden("an anchor creates rooms for themself")
+        anchor = user.uid
+    room = await ctx(request).service.create(title, anchor)
+    return json_response(room.to_dict(), status=201)
+
+
+@routes.get("/rooms")
+async def list_rooms(request: web.Request) -> web.Response:
+    caller(request)
+    raw_status = request.query.get("status")
+    try:
+        status = RoomStatus(raw_status) if raw_status else None
+    except ValueError:
+        raise BadRequest("status must be scheduled, live, paused or ended") from None
+    limit = query_int(request, "limit", lo=1, hi=200, default=50)
+    offset = query_int(request, "offset", lo=0, hi=100_000, default=0)
+    rooms = await ctx(request).service.list(status, limit, offset)
+    return json_response({"rooms": [r.to_dict() for r in rooms]})
+
+
+@routes.get("/rooms/{room_id}")
+async def get_room(request: web.Request) -> web.Response:
+    caller(request)
+    room = await ctx(request).service.get(request.match_info["room_id"])
+    return json_response(room.to_dict())
+
+
+async def _act(request: web.Request, action: str) -> web.Response:
+    user = caller(request, *STAFF)
+    room = await _room_for_staff(request, user)
+    room = await ctx(request).service.act(room.id, action)
+    return json_response(room.to_dict())
+
+
+for _action in TRANSITIONS:
+
+    async def _handler(request: web.Request, _a: str = _action) -> web.Response:
+        return await _act(request, _a)
+
+    routes.post(f"/rooms/{{room_id}}/{_action}")(_handler)
+
+
+@routes.get("/rooms/{room_id}/stats")
+async def room_stats(request: web.Request) -> web.Response:
+    user = caller(request, *STAFF)
+    room = await _room_for_staff(request, user)
+    return json_response(await ctx(request).service.room_stats(room.id))
+
+
+@routes.post("/rooms/{room_id}/notices")
+async def post_notice(request: web.Request) -> web.Response:
+    user = caller(request, *STAFF)
+    room = await _room_for_staff(request, user)
+    data = await body(request)
+    text = field_str(data, "text", max_len=1000) or ""
+    level = field_str(data, "level", required=False, max_len=16) or "info"
+    await ctx(request).service.notice(room.id, text, level)
+    return json_response({"room": room.id, "text": text.strip(), "level": level}, status=202)
+
+
+@routes.post("/rooms/{room_id}/messages")
+async def post_message(request: web.Request) -> web.Response:
+    user = caller(request, Role.OPERATOR)
+    data = await body(request)
+    text = field_str(data, "text", max_len=1000) or ""
+    author = Author(user.uid, user.nick, user.role.value)
+    appended = await ctx(request).service.server_message(
+        request.match_info["room_id"], author, text
+    )
+    return json_response({"seq": appended.seq, "epoch": appended.epoch}, status=201)
+
+
+@routes.delete("/rooms/{room_id}/messages/{seq}")
+async def retract_message(request: web.Request) -> web.Response:
+    user = caller(request, *STAFF)
+    room = await _room_for_staff(request, user)
+    raw = request.match_info["seq"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise BadRequest("seq must be a positive integer")
+    await ctx(request).service.retract(room.id, int(raw))
+    return web.Response(status=204)

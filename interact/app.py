@@ -1,0 +1,100 @@
+"""Builds the aiohttp application from a Config: engine, services, hub, routes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from interact.api import add_routes
+from interact.api.middleware import errors
+from interact.config import Config
+from interact.context import Context
+from interact.engine import Engine, memory_engine, redis_engine
+from interact.hub import Hub, HubConfig
+from interact.metrics import Metrics
+from interact.wechat_login import WeChatLogin
+from interact.ws import ws_handler
+from rooms.service import RoomService
+
+log = logging.getLogger("interact")
+
+
+def build_engine(config: Config) -> Engine:
+    if config.redis_url:
+        return redis_engine(config.redis_url, config.redis_prefix, config.history_size)
+    return memory_engine(config.history_size)
+
+
+def node_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def build_app(config: Config) -> web.Application:
+    app = web.Application(middlewares=[errors], client_max_size=64 * 1024)
+    app.router.add_get("/ws", ws_handler)
+    add_routes(app)
+    app.cleanup_ctx.append(_context(config))
+    return app
+
+
+def _context(config: Config):  # type: ignore[no-untyped-def]
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        engine = build_engine(config)
+        await engine.start()
+        metrics = Metrics()
+        service = RoomService(
+            rooms=engine.rooms,
+            danmaku=engine.danmaku,
+            broker=engine.broker,
+            presence=engine.presence,
+            stats=engine.stats,
+            max_text_len=config.max_text_len,
+        )
+        node = node_id()
+        hub = Hub(
+            broker=engine.broker,
+            danmaku=engine.danmaku,
+            presence=engine.presence,
+            stats=engine.stats,
+            add_likes=service.add_likes,
+            config=HubConfig(
+                tick_ms=config.tick_ms,
+                danmaku_cap=config.danmaku_cap,
+                soft_buffer_bytes=config.soft_buffer_bytes,
+                hard_buffer_bytes=config.hard_buffer_bytes,
+                slow_grace=config.slow_grace,
+                online_interval=config.online_interval,
+                welcome_history=config.welcome_history,
+            ),
+            metrics=metrics,
+            node_id=node,
+        )
+        wechat = None
+        if config.wechat_appid and config.wechat_secret:
+            wechat = WeChatLogin(
+                config.wechat_appid, config.wechat_secret, api_base=config.wechat_api_base
+            )
+        app[Context.KEY] = Context(
+            config=config,
+            engine=engine,
+            service=service,
+            hub=hub,
+            metrics=metrics,
+            node_id=node,
+            wechat=wechat,
+        )
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.close()
+            await engine.close()
+            if wechat is not None:
+                await wechat.close()
+
+    return context

@@ -1,0 +1,120 @@
+"""The ``interact`` command: ``serve``, ``token``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import secrets
+import sys
+from typing import Any
+
+from interact import logs, tokens
+from interact.config import HELP, Config, field_names, load
+
+log = logging.getLogger("interact")
+
+# Short, stable names of the most used settings (DESIGN.md §7).
+ALIASES = {"redis_url": ["--redis"], "redis_prefix": ["--prefix"]}
+
+
+def _bool(raw: str) -> bool:
+    low = raw.lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on/off, got {raw!r}")
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    defaults = Config()
+    parser.add_argument("--config", metavar="FILE", help="TOML file ([interact] table)")
+    for field in dataclasses.fields(Config):
+        name = field.name
+        flags = [*ALIASES.get(name, []), "--" + name.replace("_", "-")]
+        kind = field.type
+        conv: Any = (
+            _bool
+            if "bool" in kind
+            else int
+            if kind == "int"
+            else (float if kind == "float" else str)
+        )
+        default = getattr(defaults, name)
+        shown = "***" if name in ("secret", "wechat_secret") else default
+        parser.add_argument(
+            *flags,
+            dest=name,
+            type=conv,
+            default=None,
+            metavar=name.split("_")[-1].upper(),
+            help=f"{HELP.get(name, '')} [env INTERACT_{name.upper()}; default {shown!r}]",
+        )
+
+
+def _flags(ns: argparse.Namespace) -> dict[str, Any]:
+    return {name: getattr(ns, name, None) for name in field_names()}
+
+
+def cmd_serve(ns: argparse.Namespace) -> int:
+    from interact.server import run
+
+    try:
+        config = load(ns.config, _flags(ns))
+    except (ValueError, OSError) as exc:
+        print(f"interact serve: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(config.log_level, config.log_format)
+    if not config.secret:
+        config.secret = secrets.token_urlsafe(32)
+        log.warning("no INTERACT_SECRET set: tokens are signed with a random key for this run")
+    log.info("configuration", extra={"config": config.redacted()})
+    return run(config)
+
+
+def cmd_token(ns: argparse.Namespace) -> int:
+    try:
+        config = load(ns.config, {"secret": ns.secret})
+    except (ValueError, OSError) as exc:
+        print(f"interact token: {exc}", file=sys.stderr)
+        return 2
+    if not config.secret:
+        print(
+            "interact token: set INTERACT_SECRET (or --secret) to the server's key", file=sys.stderr
+        )
+        return 2
+    user = tokens.User(uid=ns.uid, nick=ns.nick or ns.uid, role=tokens.Role(ns.role))
+    print(tokens.issue(config.secret, user, ns.ttl))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="interact", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser(
+        "serve",
+        help="run the server",
+        description="Run the server. Settings come from flags, INTERACT_* variables and a "
+        "TOML file, in that order of precedence.",
+    )
+    _add_config_flags(serve)
+    serve.set_defaults(func=cmd_serve)
+    token = sub.add_parser("token", help="print a signed token for scripts and operators")
+    token.add_argument("--uid", required=True)
+    token.add_argument("--role", choices=[r.value for r in tokens.Role], default="operator")
+    token.add_argument("--nick")
+    token.add_argument("--ttl", type=int, default=24 * 3600, help="seconds (default a day)")
+    token.add_argument("--secret", help="signing key [env INTERACT_SECRET]")
+    token.add_argument("--config", metavar="FILE")
+    token.set_defaults(func=cmd_token)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = parser().parse_args(argv)
+    return int(ns.func(ns))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Server configuration: defaults, then a TOML file, then ``INTERACT_*`` variables, then flags.
+
+Every setting is one field of ``Config``; its name is the TOML key, the flag is
+``--name-with-dashes`` and the environment variable ``INTERACT_NAME``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+SECRET_FIELDS = frozenset({"secret", "wechat_secret"})
+
+
+@dataclass(slots=True)
+class Config:
+    host: str = "0.0.0.0"
+    port: int = 8080
+    redis_url: str = ""
+    redis_prefix: str = "interact:"
+    workers: int = 1
+    secret: str = ""
+    token_ttl: int = 7 * 24 * 3600
+    dev_login: bool | None = None
+    tick_ms: int = 50
+    history_size: int = 1000
+    welcome_history: int = 50
+    danmaku_cap: int = 100
+    max_text_len: int = 40
+    max_frame_bytes: int = 4096
+    idle_timeout: float = 70.0
+    online_interval: float = 2.0
+    soft_buffer_bytes: int = 256 * 1024
+    hard_buffer_bytes: int = 4 * 1024 * 1024
+    slow_grace: float = 5.0
+    compression: bool = True
+    shutdown_grace: float = 5.0
+    wechat_appid: str = ""
+    wechat_secret: str = ""
+    wechat_api_base: str = "https://api.weixin.qq.com/"
+    log_level: str = "info"
+    log_format: str = "json"
+
+    @property
+    def engine(self) -> str:
+        return "redis" if self.redis_url else "memory"
+
+    @property
+    def dev_login_enabled(self) -> bool:
+        """Dev login is on unless turned off, or WeChat credentials are configured."""
+        if self.dev_login is not None:
+            return self.dev_login
+        return not (self.wechat_appid and self.wechat_secret)
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings for logs, with secrets replaced."""
+        out = dataclasses.asdict(self)
+        for name in SECRET_FIELDS:
+            if out.get(name):
+                out[name] = "***"
+        return out
+
+    def validate(self) -> None:
+        """Raise ValueError with a clear message for settings that cannot work."""
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+        if self.workers > 1 and not self.redis_url:
+            raise ValueError(
+                "--workers > 1 needs the Redis engine (--redis URL): the memory engine "
+                "keeps state inside one process"
+            )
+        if "{" in self.redis_prefix or "}" in self.redis_prefix:
+            raise ValueError("redis_prefix must not contain braces (they are hash tags)")
+        if self.tick_ms < 1 or self.history_size < 1 or self.max_frame_bytes < 64:
+            raise ValueError("tick_ms, history_size and max_frame_bytes must be positive")
+        if self.soft_buffer_bytes > self.hard_buffer_bytes:
+            raise ValueError("soft_buffer_bytes must not exceed hard_buffer_bytes")
+
+
+HELP: dict[str, str] = {
+    "host": "address to listen on",
+    "port": "TCP port to listen on",
+    "redis_url": "Redis URL; empty runs the embedded memory engine (one process)",
+    "redis_prefix": "prefix of every Redis key, so deployments can share one Redis",
+    "workers": "processes sharing the port via SO_REUSEPORT (needs Redis when > 1)",
+    "secret": "token signing key (HS256); random per start when empty",
+    "token_ttl": "lifetime of issued tokens, seconds",
+    "dev_login": "allow POST /api/v1/auth/dev (default: on unless WeChat is configured)",
+    "tick_ms": "fan-out tick: each room's batch is flushed once per tick, ms",
+    "history_size": "comments kept per room for recovery",
+    "welcome_history": "recent comments sent in a welcome without recovery",
+    "danmaku_cap": "comments per room per tick before sampling",
+    "max_text_len": "longest comment, characters",
+    "max_frame_bytes": "largest client frame; larger ones close the connection with 1009",
+    "idle_timeout": "seconds of client silence before the connection is closed (4008)",
+    "online_interval": "seconds between online-count reports and broadcasts",
+    "soft_buffer_bytes": "write buffer above which a viewer skips danmaku batches",
+    "hard_buffer_bytes": "write buffer above which a viewer is closed (4029) after the grace",
+    "slow_grace": "seconds a viewer may stay above the hard limit",
+    "compression": "negotiate permessage-deflate when the client offers it",
+    "shutdown_grace": "seconds to wait for connections to finish on shutdown",
+    "wechat_appid": "mini-program app id (enables POST /api/v1/auth/wechat)",
+    "wechat_secret": "mini-program app secret",
+    "wechat_api_base": "base URL of the WeChat API (a local fake in tests)",
+    "log_level": "debug, info, warning or error",
+    "log_format": "json or text",
+}
+
+_FIELDS = {f.name: f for f in fields(Config)}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    kind = _FIELDS[name].type
+    if not isinstance(raw, str):
+        return raw
+    if "bool" in kind:
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        if low in ("", "auto") and "None" in kind:
+            return None
+        raise ValueError(f"{name}: expected a boolean, got {raw!r}")
+    if kind.startswith("int"):
+        return int(raw)
+    if kind.startswith("float"):
+        return float(raw)
+    return raw
+
+
+def from_toml(path: str | Path) -> dict[str, Any]:
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    section = data.get("interact", data)
+    unknown = set(section) - set(_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown settings in {path}: {', '.join(sorted(unknown))}")
+    return {k: _coerce(k, v) for k, v in section.items()}
+
+
+def from_env(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    environ = dict(os.environ) if environ is None else environ
+    out: dict[str, Any] = {}
+    for name in _FIELDS:
+        raw = environ.get(f"INTERACT_{name.upper()}")
+        if raw is not None:
+            out[name] = _coerce(name, raw)
+    return out
+
+
+def load(
+    file: str | None = None,
+    flags: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Merge the layers in order of precedence: flags > environment > file > defaults."""
+    values: dict[str, Any] = {}
+    env = from_env(environ)
+    file = file or (environ or os.environ).get("INTERACT_CONFIG")
+    if file:
+        values.update(from_toml(file))
+    values.update(env)
+    values.update({k: v for k, v in (flags or {}).items() if v is not None})
+    config = Config(**values)
+    config.validate()
+    return config
+
+
+def field_names() -> list[str]:
+    return list(_FIELDS)

@@ -1,0 +1,92 @@
+"""The Engine: one bundle of store backends for a deployment, built from config here only."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from rooms.broker import Broker
+from rooms.danmaku_log import DanmakuLog
+from rooms.presence import Presence
+from rooms.room_store import RoomStore
+from rooms.stats import RoomStats
+
+
+async def _always_ready() -> bool:
+    return True
+
+
+async def _nothing() -> None:
+    return None
+
+
+@dataclass(slots=True)
+class Engine:
+    kind: str
+    broker: Broker
+    rooms: RoomStore
+    danmaku: DanmakuLog
+    presence: Presence
+    stats: RoomStats
+    ping: Callable[[], Awaitable[bool]] = field(default=_always_ready)
+    _close: Callable[[], Awaitable[None]] = field(default=_nothing)
+
+    async def start(self) -> None:
+        await self.broker.start()
+
+    async def close(self) -> None:
+        await self.broker.close()
+        await self._close()
+
+
+def memory_engine(history_size: int) -> Engine:
+    from rooms.broker_memory import MemoryBroker
+    from rooms.danmaku_log_memory import MemoryDanmakuLog
+    from rooms.presence_memory import MemoryPresence
+    from rooms.room_store_memory import MemoryRoomStore
+    from rooms.stats_memory import MemoryRoomStats
+
+    broker = MemoryBroker()
+    rooms = MemoryRoomStore()
+    return Engine(
+        kind="memory",
+        broker=broker,
+        rooms=rooms,
+        danmaku=MemoryDanmakuLog(rooms, broker, history_size),
+        presence=MemoryPresence(),
+        stats=MemoryRoomStats(),
+    )
+
+
+def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
+    import redis.asyncio as redis
+    from rooms.broker_redis import RedisBroker
+    from rooms.danmaku_log_redis import RedisDanmakuLog
+    from rooms.presence_redis import RedisPresence
+    from rooms.room_store_redis import RedisRoomStore
+    from rooms.stats_redis import RedisRoomStats
+
+    from rooms.keys import RoomKeys
+
+    client = redis.Redis.from_url(url, decode_responses=False)
+    keys = RoomKeys(prefix)
+
+    async def ping() -> bool:
+        try:
+            return bool(await client.ping())
+        except Exception:  # any failure to reach Redis means "not ready"
+            return False
+
+    async def close() -> None:
+        await client.aclose()
+
+    return Engine(
+        kind="redis",
+        broker=RedisBroker(client, keys),
+        rooms=RedisRoomStore(client, keys),
+        danmaku=RedisDanmakuLog(client, keys, history_size),
+        presence=RedisPresence(client, keys),
+        stats=RedisRoomStats(client, keys),
+        ping=ping,
+        _close=close,
+    )

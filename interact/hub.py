@@ -1,0 +1,396 @@
+"""The hub: this process's viewers per room, per-room batching and fan-out.
+
+Room events arrive from the broker (every process subscribed to a room gets them) and
+wait in the room's queue. Once per tick each room with news is flushed: the batch is
+encoded once per codec, compressed once per deflate setting, framed once, and the same
+bytes are written to every viewer's transport. Danmaku above the per-tick cap are
+sampled; everything else (priority) always goes out. Viewers whose write buffer is past
+the soft limit skip danmaku; past the hard limit for longer than the grace period they
+are closed with 4029.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from interact.errors import Close
+from interact.metrics import Metrics
+from interact.outbound import Out, encode_outs
+from interact.protocol import Codec
+from interact.viewer import Viewer, build_frame
+from rooms.broker import Broker
+from rooms.danmaku_log import DanmakuLog, History
+from rooms.presence import Presence
+from rooms.stats import RoomStats
+
+log = logging.getLogger("interact.hub")
+
+
+@dataclass(frozen=True, slots=True)
+class HubConfig:
+    tick_ms: int = 50
+    danmaku_cap: int = 100
+    soft_buffer_bytes: int = 256 * 1024
+    hard_buffer_bytes: int = 4 * 1024 * 1024
+    slow_grace: float = 5.0
+    online_interval: float = 2.0
+    welcome_history: int = 50
+
+
+class LocalRoom:
+    """The viewers of one room in this process, and what waits for the next flush."""
+
+    __slots__ = (
+        "dm_count",
+        "groups",
+        "id",
+        "joining",
+        "like_sent",
+        "like_total",
+        "online",
+        "online_sent",
+        "pending_likes",
+        "queue",
+        "subscribed",
+    )
+
+    def __init__(self, room_id: str) -> None:
+        self.id = room_id
+        self.groups: dict[tuple[Codec, int], set[Viewer]] = {}
+        self.joining: set[Viewer] = set()
+        self.queue: list[Out] = []
+        self.dm_count = 0
+        self.like_total = 0
+        self.like_sent = 0
+        self.pending_likes = 0
+        self.online = 0
+        self.online_sent = 0
+        self.subscribed: asyncio.Future[None] | None = None
+
+    def count(self) -> int:
+        return sum(len(g) for g in self.groups.values())
+
+    def empty(self) -> bool:
+        return not self.joining and not any(self.groups.values())
+
+    def viewers(self) -> list[Viewer]:
+        return [v for g in self.groups.values() for v in g]
+
+
+class Hub:
+    def __init__(
+        self,
+        *,
+        broker: Broker,
+        danmaku: DanmakuLog,
+        presence: Presence,
+        stats: RoomStats,
+        add_likes: Callable[[str, int], Awaitable[int]],
+        config: HubConfig,
+        metrics: Metrics,
+        node_id: str,
+    ) -> None:
+        self.broker = broker
+        self.danmaku = danmaku
+        self.presence = presence
+        self.stats = stats
+        self._add_likes = add_likes
+        self.config = config
+        self.metrics = metrics
+        self.node_id = node_id
+        self.rooms: dict[str, LocalRoom] = {}
+        self._dirty: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._closed = False
+        self.draining = False
+        broker.set_handler(self.on_message)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loops = [
+            asyncio.create_task(self._ticker(), name="hub-ticker"),
+            asyncio.create_task(self._online_loop(), name="hub-online"),
+        ]
+
+    async def shutdown(self, code: int = Close.GOING_AWAY) -> None:
+        """Flush what is queued, then close every viewer so it reconnects elsewhere."""
+        self.draining = True
+        self.flush()
+        viewers = [v for room in self.rooms.values() for v in [*room.viewers(), *room.joining]]
+        closes = [v.ws.close(code=code, message=b"server shutting down") for v in viewers]
+        for v in viewers:
+            v.closing = True
+        if closes:
+            await asyncio.wait_for(asyncio.gather(*closes, return_exceptions=True), 10)
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in self._loops:
+            task.cancel()
+        for task in [*self._loops, *self._tasks]:
+            with contextlib.suppress(BaseException):
+                await task
+        for room_id in list(self.rooms):
+            with contextlib.suppress(Exception):
+                await self.presence.report(room_id, self.node_id, 0, 1)
+
+    # -- joining and leaving -------------------------------------------------
+
+    async def join(
+        self, viewer: Viewer, since: int | None, epoch: str | None, welcome: dict[str, Any]
+    ) -> History:
+        """Register a viewer, send its welcome with history, then let it receive batches.
+
+        The viewer is registered (collecting batches in ``pending``) and the room
+        subscribed *before* history is read, so nothing published in between is lost;
+        pending comments the history already holds are dropped, so none arrives twice.
+        """
+        room = self.rooms.get(viewer.room_id)
+        if room is None:
+            room = self.rooms[viewer.room_id] = LocalRoom(viewer.room_id)
+            self.metrics.rooms.set(len(self.rooms))
+        viewer.pending = []
+        room.joining.add(viewer)
+        try:
+            if room.subscribed is None:
+                room.subscribed = asyncio.ensure_future(self.broker.subscribe(room.id))
+            await asyncio.shield(room.subscribed)
+            history = await self.danmaku.history(room.id, since, epoch, self.config.welcome_history)
+            online = max(await self.presence.total(room.id), room.count() + len(room.joining))
+        except BaseException:
+            room.joining.discard(viewer)
+            viewer.pending = None
+            sub = room.subscribed
+            if sub is not None and sub.done() and (sub.cancelled() or sub.exception()):
+                room.subscribed = None  # let the next joiner try to subscribe again
+            raise
+        welcome.update(
+            seq=history.seq,
+            epoch=history.epoch,
+            online=online,
+            recovered=history.recovered,
+            history=[orjson.loads(item) for item in history.items],
+        )
+        viewer.send([Out({"t": "welcome", **welcome})])
+        pending = [
+            o for o in viewer.pending
+            if not (o.is_danmaku and o.obj.get("seq", 0) <= history.seq)
+        ]  # fmt: skip
+        viewer.pending = None
+        room.joining.discard(viewer)
+        room.groups.setdefault(viewer.variant, set()).add(viewer)
+        self.metrics.connections.inc()
+        if pending:
+            viewer.send(pending)
+        return history
+
+    def leave(self, viewer: Viewer) -> None:
+        room = self.rooms.get(viewer.room_id)
+        if room is None:
+            return
+        room.joining.discard(viewer)
+        group = room.groups.get(viewer.variant)
+        if group is not None and viewer in group:
+            group.discard(viewer)
+            self.metrics.connections.dec()
+
+    def local_count(self, room_id: str) -> int:
+        room = self.rooms.get(room_id)
+        return 0 if room is None else room.count()
+
+    # -- inbound events --------------------------------------------------------
+
+    def on_message(self, room_id: str, payload: bytes) -> None:
+        """Broker handler: queue one room event for the next flush."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return
+        try:
+            out = Out.from_json(payload)
+        except orjson.JSONDecodeError:
+            log.warning("dropped an undecodable broker message for room %s", room_id)
+            return
+        kind = out.kind
+        if kind == "like":
+            room.like_total = max(room.like_total, int(out.obj.get("total", 0)))
+        else:
+            room.queue.append(out)
+            if out.is_danmaku:
+                room.dm_count += 1
+        self._dirty.add(room_id)
+
+    def add_like(self, room_id: str, n: int) -> None:
+        """Count a viewer's likes; they are added to the room's total once per tick."""
+        room = self.rooms.get(room_id)
+        if room is not None:
+            room.pending_likes += n
+
+    # -- the tick --------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        interval = self.config.tick_ms / 1000
+        loop = asyncio.get_running_loop()
+        next_at = loop.time() + interval
+        while True:
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            next_at = max(next_at + interval, loop.time())
+            try:
+                self.flush()
+                self._flush_likes()
+            except Exception:  # one bad tick must not stop the room's delivery
+                log.exception("flush failed")
+
+    def flush(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        now = time.monotonic()
+        for room_id in dirty:
+            room = self.rooms.get(room_id)
+            if room is not None:
+                self._flush_room(room, now)
+
+    def _take_batch(self, room: LocalRoom) -> list[Out]:
+        outs, room.queue = room.queue, []
+        n_dm, room.dm_count = room.dm_count, 0
+        cap = self.config.danmaku_cap
+        if n_dm > cap:
+            keep = set(random.sample(range(n_dm), cap))
+            sampled: list[Out] = []
+            i = 0
+            for o in outs:
+                if o.is_danmaku:
+                    if i in keep:
+                        sampled.append(o)
+                    i += 1
+                else:
+                    sampled.append(o)
+            outs = sampled
+            self.metrics.danmaku_dropped.inc(n_dm - cap)
+        if room.like_total > room.like_sent:
+            room.like_sent = room.like_total
+            outs.append(Out({"t": "like", "total": room.like_total}))
+        if room.online != room.online_sent:
+            room.online_sent = room.online
+            outs.append(Out({"t": "online", "count": room.online}))
+        return outs
+
+    def _flush_room(self, room: LocalRoom, now: float) -> None:
+        outs = self._take_batch(room)
+        if not outs:
+            return
+        for v in room.joining:
+            if v.pending is not None:
+                v.pending.extend(outs)
+        has_dm = False
+        now_ms = time.time() * 1000
+        for o in outs:
+            if o.is_danmaku:
+                has_dm = True
+                ts = o.obj.get("ts")
+                if isinstance(ts, int):
+                    self.metrics.comment_latency.observe(max(0.0, now_ms - ts) / 1000)
+        self.metrics.batch_size.observe(len(outs))
+        priority = [o for o in outs if not o.is_danmaku] if has_dm else outs
+        cfg = self.config
+        frames = bytes_out = 0
+        to_close: list[Viewer] = []
+        for (codec, wbits), viewers in room.groups.items():
+            if not viewers:
+                continue
+            payload = encode_outs(outs, codec)
+            full = build_frame(payload, codec, wbits)
+            prio: bytes | None = None
+            for v in viewers:
+                transport = v.transport
+                if v.closing or transport.is_closing():
+                    continue
+                size = transport.get_write_buffer_size()
+                if size <= cfg.soft_buffer_bytes:
+                    v.slow_since = None
+                    transport.write(full)
+                    frames += 1
+                    bytes_out += len(full)
+                    continue
+                if size > cfg.hard_buffer_bytes:
+                    if v.slow_since is None:
+                        v.slow_since = now
+                    elif now - v.slow_since > cfg.slow_grace:
+                        to_close.append(v)
+                        continue
+                if not has_dm:
+                    data = full
+                elif priority:
+                    self.metrics.slow_skipped.inc()
+                    if prio is None:
+                        prio = build_frame(encode_outs(priority, codec), codec, wbits)
+                    data = prio
+                else:
+                    self.metrics.slow_skipped.inc()
+                    continue
+                transport.write(data)
+                frames += 1
+                bytes_out += len(data)
+        for v in to_close:
+            self.metrics.slow_closed.inc()
+            log.info("closing slow viewer %s in room %s", v.user.uid, room.id)
+            v.close(Close.TOO_SLOW, b"too slow")
+        self.metrics.frames_out.inc(frames)
+        self.metrics.bytes_out.inc(bytes_out)
+
+    def _flush_likes(self) -> None:
+        for room in self.rooms.values():
+            if room.pending_likes:
+                n, room.pending_likes = room.pending_likes, 0
+                self._spawn(self._send_likes(room.id, n))
+
+    async def _send_likes(self, room_id: str, n: int) -> None:
+        try:
+            await self._add_likes(room_id, n)
+        except Exception:
+            log.warning("could not add %d likes to room %s", n, room_id, exc_info=True)
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- online counts and idle rooms -------------------------------------------
+
+    async def _online_loop(self) -> None:
+        interval = self.config.online_interval
+        ttl_ms = int(interval * 3 * 1000)
+        while True:
+            await asyncio.sleep(interval)
+            for room in list(self.rooms.values()):
+                if room.empty():
+                    await self._drop_room(room)
+                    continue
+                try:
+                    total = await self.presence.report(room.id, self.node_id, room.count(), ttl_ms)
+                    await self.stats.observe_online(room.id, total)
+                except Exception:
+                    log.warning("online count of room %s failed", room.id, exc_info=True)
+                    continue
+                if total != room.online:
+                    room.online = total
+                    self._dirty.add(room.id)
+
+    async def _drop_room(self, room: LocalRoom) -> None:
+        if self.rooms.get(room.id) is room:
+            del self.rooms[room.id]
+            self.metrics.rooms.set(len(self.rooms))
+        try:
+            await self.broker.unsubscribe(room.id)
+            await self.presence.report(room.id, self.node_id, 0, 1)
+        except Exception:
+            log.warning("could not release room %s", room.id, exc_info=True)

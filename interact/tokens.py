@@ -1,0 +1,56 @@
+"""Signed access tokens (JWT, HS256) carrying uid, nick, role and expiry."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+import jwt
+
+from interact.errors import Unauthorized
+
+ALGORITHM = "HS256"
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    ANCHOR = "anchor"
+    OPERATOR = "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    uid: str
+    nick: str
+    role: Role
+
+    def to_dict(self) -> dict[str, str]:
+        return {"uid": self.uid, "nick": self.nick, "role": self.role.value}
+
+
+def issue(secret: str, user: User, ttl: int, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    claims = {
+        "sub": user.uid,
+        "nick": user.nick,
+        "role": user.role.value,
+        "iat": int(now),
+        "exp": int(now) + ttl,
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify(secret: str, token: str) -> User:
+    """The token's user, or ``Unauthorized`` for a forged, expired or malformed token."""
+    try:
+        claims = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "role"]}
+        )
+        return User(
+            uid=str(claims["sub"]), nick=str(claims.get("nick") or ""), role=Role(claims["role"])
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("token expired") from None
+    except (jwt.InvalidTokenError, ValueError, KeyError, TypeError):
+        raise Unauthorized("invalid token") from None

@@ -1,0 +1,82 @@
+"""One WebSocket connection: one viewer in one room, written to directly by the hub."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from interact.frames import OP_BINARY, OP_TEXT, deflate, frame
+from interact.outbound import Out, encode_outs
+from interact.protocol import Codec
+from interact.tokens import User
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+# Below this size deflate costs more than it saves.
+COMPRESS_MIN_BYTES = 256
+# Close handshakes run in the background; keep them referenced until they finish.
+_closing: set[asyncio.Task[bool]] = set()
+
+
+class Viewer:
+    __slots__ = (
+        "closing",
+        "codec",
+        "pending",
+        "room_id",
+        "slow_since",
+        "transport",
+        "user",
+        "wbits",
+        "ws",
+    )
+
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+        user: User,
+        room_id: str,
+        codec: Codec,
+        wbits: int,
+    ) -> None:
+        self.ws = ws
+        self.transport = transport
+        self.user = user
+        self.room_id = room_id
+        self.codec = codec
+        # window bits of permessage-deflate, 0 when the viewer did not negotiate it
+        self.wbits = wbits
+        self.slow_since: float | None = None
+        # Batches that arrive while the viewer is joining wait here until its welcome is out.
+        self.pending: list[Out] | None = None
+        self.closing = False
+
+    @property
+    def variant(self) -> tuple[Codec, int]:
+        return (self.codec, self.wbits)
+
+    def send(self, outs: list[Out]) -> int:
+        """Write one batch to this viewer alone (acks, welcome); returns bytes written."""
+        if self.closing or self.transport.is_closing():
+            return 0
+        data = build_frame(encode_outs(outs, self.codec), self.codec, self.wbits)
+        self.transport.write(data)
+        return len(data)
+
+    def close(self, code: int, message: bytes = b"") -> None:
+        """Close in the background; the hub never waits on one viewer."""
+        if self.closing:
+            return
+        self.closing = True
+        task = asyncio.ensure_future(self.ws.close(code=code, message=message))
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+
+def build_frame(payload: bytes, codec: Codec, wbits: int) -> bytes:
+    opcode = OP_TEXT if codec is Codec.JSON else OP_BINARY
+    if wbits and len(payload) >= COMPRESS_MIN_BYTES:
+        return frame(deflate(payload, wbits), opcode, compressed=True)
+    return frame(payload, opcode)

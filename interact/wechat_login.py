@@ -1,0 +1,251 @@
+"""WeChat mini-program login: ``wx.login()`` code → ``jscode2session`` → openid.
+
+The call goes through wechatpy (``client.wxa.code_to_session``). wechatpy 1.8 is
+synchronous (requests), so every call runs on a small thread pool owned by
+:class:`WeChatLogin`, never on the event loop.
+
+Pointing wechatpy somewhere else than ``api.weixin.qq.com`` (a local fake in tests) needs
+three things: the mini-program group's own ``client.wxa.API_BASE_URL``, the client's
+``API_BASE_URL`` (cgi-bin), and ``fetch_access_token``, which wechatpy hard-codes to the
+real host. wechatpy appends an access token to every call, ``jscode2session`` included,
+so the first login fetches one; it is cached in memory and reused until a minute before
+it expires.
+
+Neither the app secret nor a ``session_key`` is ever logged; exception texts from
+requests are not logged either, because they carry the full URL (secret included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from wechatpy import WeChatClient
+from wechatpy.exceptions import WeChatClientException
+
+from interact.errors import (
+    BadRequest,
+    Forbidden,
+    InteractError,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
+
+__all__ = ["DEFAULT_API_BASE", "MAX_CODE_LENGTH", "WeChatLogin", "WeChatSession"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_BASE = "https://api.weixin.qq.com/"
+MAX_CODE_LENGTH = 128
+
+# WeChat error codes this module tells apart.
+ERR_INVALID_CODE = 40029
+ERR_CODE_USED = 40163
+ERR_RATE_LIMITED = 45011
+ERR_RISKY_USER = 40226
+# Access-token errors: fetch a fresh token and retry once.
+_TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+
+
+@dataclass(frozen=True, slots=True)
+class WeChatSession:
+    """The answer of ``jscode2session``. ``session_key`` stays out of ``repr``."""
+
+    openid: str
+    session_key: str = field(repr=False)
+    unionid: str | None
+
+
+class _TimeoutSession(requests.Session):
+    """A requests session with a default timeout.
+
+    wechatpy passes its timeout to API calls but not to the token fetch, which would
+    otherwise wait forever on a silent server.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self._default_timeout = timeout
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self._default_timeout
+        return super().request(method, url, *args, **kwargs)
+
+
+class _Client(WeChatClient):
+    """wechatpy's client, with every URL under ``api_base`` and a thread-safe token."""
+
+    def __init__(self, appid: str, secret: str, *, api_base: str, timeout: float) -> None:
+        # auto_retry=False: wechatpy's own retry on token errors is unbounded (it recurses
+        # for as long as the server keeps answering 40001); WeChatLogin retries once.
+        super().__init__(appid, secret, timeout=timeout, auto_retry=False)
+        self._api_base = api_base
+        self._token_lock = threading.Lock()
+        self._http.close()
+        self._http = _TimeoutSession(timeout)
+        self.API_BASE_URL = api_base + "cgi-bin/"
+        self.wxa.API_BASE_URL = api_base
+
+    def fetch_access_token(self) -> dict[str, Any]:
+        return self._fetch_access_token(
+            url=self._api_base + "cgi-bin/token",
+            params={
+                "grant_type": "client_credential",
+                "appid": self.appid,
+                "secret": self.secret,
+            },
+        )
+
+    @property
+    def access_token(self) -> str:
+        # One fetch at a time: concurrent first logins must not each fetch a token
+        # (every fetch starts to invalidate the previous token on WeChat's side).
+        with self._token_lock:
+            return super().access_token
+
+    def refresh_access_token(self) -> None:
+        with self._token_lock:
+            self.fetch_access_token()
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class WeChatLogin:
+    """Exchanges mini-program login codes for a :class:`WeChatSession`.
+
+    ``api_base`` is the root of the WeChat API with a trailing slash (a fake's base URL in
+    tests). ``timeout`` bounds each HTTP request (connect and read); a whole login, token
+    fetch and a retry included, is bounded by ``3 * timeout``.
+    """
+
+    def __init__(
+        self,
+        appid: str,
+        secret: str,
+        api_base: str = DEFAULT_API_BASE,
+        timeout: float = 5.0,
+        *,
+        max_workers: int = 8,
+    ) -> None:
+        if not appid or not secret:
+            raise ValueError("WeChat appid and secret are required")
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if not api_base.endswith("/"):
+            api_base += "/"
+        self.appid = appid
+        self.api_base = api_base
+        self.timeout = timeout
+        self._client = _Client(appid, secret, api_base=api_base, timeout=timeout)
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_workers, thread_name_prefix="wechat-login"
+        )
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"WeChatLogin(appid={self.appid!r}, api_base={self.api_base!r})"
+
+    async def __aenter__(self) -> WeChatLogin:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop the worker threads and close the HTTP connections. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._client.close()
+
+    async def code_to_session(self, code: str) -> WeChatSession:
+        """Exchange a ``wx.login()`` code; each code works once.
+
+        Raises :class:`BadRequest` for a malformed code, :class:`Unauthorized` for an
+        invalid or used one, :class:`RateLimited`, :class:`Forbidden` for a user WeChat
+        flags as risky, and :class:`Unavailable` when WeChat can't be reached or answers
+        anything else.
+        """
+        if not isinstance(code, str) or not code or len(code) > MAX_CODE_LENGTH:
+            raise BadRequest(f"code must be a non-empty string of at most {MAX_CODE_LENGTH} chars")
+        if self._closed:
+            raise Unavailable("WeChat login unavailable")
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(3 * self.timeout):
+                result = await loop.run_in_executor(self._executor, self._exchange, code)
+        except TimeoutError:
+            log.warning("jscode2session: no answer within %.1fs", 3 * self.timeout)
+            raise Unavailable("WeChat login unavailable") from None
+        return _parse_session(result)
+
+    # --- runs on the worker threads -------------------------------------------------
+
+    def _exchange(self, code: str) -> Any:
+        try:
+            try:
+                return self._client.wxa.code_to_session(code)
+            except WeChatClientException as exc:
+                if exc.errcode not in _TOKEN_ERRORS:
+                    raise
+                log.info("jscode2session: access token rejected (%s); refreshing", exc.errcode)
+                self._client.refresh_access_token()
+                return self._client.wxa.code_to_session(code)
+        except WeChatClientException as exc:
+            raise _map_wechat_error(exc) from None
+        except requests.RequestException as exc:
+            # str(exc) carries the URL and with it the secret: log the type only.
+            log.warning("jscode2session: request failed (%s)", type(exc).__name__)
+            raise Unavailable("WeChat login unavailable") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            # A token answer that is not JSON, or lacks access_token.
+            log.warning("jscode2session: unreadable answer (%s)", type(exc).__name__)
+            raise Unavailable("WeChat login unavailable") from None
+
+
+def _map_wechat_error(exc: WeChatClientException) -> InteractError:
+    try:
+        errcode = None if exc.errcode is None else int(exc.errcode)
+    except (TypeError, ValueError):
+        errcode = -1
+    if errcode in (ERR_INVALID_CODE, ERR_CODE_USED):
+        return Unauthorized("invalid or used login code")
+    if errcode == ERR_RATE_LIMITED:
+        log.warning("jscode2session: WeChat rate limit (45011)")
+        return RateLimited("WeChat login is rate limited, try again shortly")
+    if errcode == ERR_RISKY_USER:
+        return Forbidden("WeChat refused the login of this account (risky user)")
+    if errcode is None:
+        response = getattr(exc, "response", None)
+        status = getattr(response, "status_code", None)
+        log.warning("jscode2session: WeChat answered HTTP %s", status)
+    else:
+        # errmsg is WeChat's text ("invalid appsecret, rid: ..."), never the secret itself.
+        log.error("jscode2session: WeChat error %s: %s", errcode, exc.errmsg)
+    return Unavailable("WeChat login unavailable")
+
+
+def _parse_session(result: Any) -> WeChatSession:
+    if isinstance(result, dict):
+        openid = result.get("openid")
+        session_key = result.get("session_key")
+        unionid = result.get("unionid")
+        if (
+            isinstance(openid, str)
+            and openid
+            and isinstance(session_key, str)
+            and session_key
+            and (unionid is None or isinstance(unionid, str))
+        ):
+            return WeChatSession(openid=openid, session_key=session_key, unionid=unionid or None)
+    log.warning("jscode2session: answer without openid/session_key")
+    raise Unavailable("WeChat login unavailable")

@@ -1,0 +1,1 @@
+"""Moderation: the policy every comment passes before it reaches a room."""

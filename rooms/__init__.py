@@ -1,0 +1,1 @@
+"""Rooms: lifecycle, danmaku log and history, presence, likes and room statistics."""

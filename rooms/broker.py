@@ -1,0 +1,33 @@
+"""Broker: cross-process publish/subscribe of room events.
+
+Contract:
+- ``publish(room, payload)`` delivers ``payload`` (the JSON bytes of one server message)
+  to the handler of every process subscribed to ``room``, the publisher included.
+- Messages published to one room reach each subscriber in the order the broker accepted
+  them. Danmaku are appended and published in one atomic step (see ``DanmakuLog``), so
+  subscribers see them in sequence order even with many publishing processes.
+- ``subscribe`` and ``unsubscribe`` are idempotent; a process receives only the rooms
+  it subscribed to.
+- The handler is a plain function called on the event loop; it must not block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+Handler = Callable[[str, bytes], None]
+
+
+class Broker(Protocol):
+    def set_handler(self, handler: Handler) -> None: ...
+
+    async def publish(self, room_id: str, payload: bytes) -> None: ...
+
+    async def subscribe(self, room_id: str) -> None: ...
+
+    async def unsubscribe(self, room_id: str) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...

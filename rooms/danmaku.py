@@ -1,0 +1,42 @@
+"""Rules for a comment's text, colour and mode (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from interact.errors import BadRequest, Code
+
+MODES = ("scroll", "top", "bottom")
+DEFAULT_COLOR = 0xFFFFFF
+# The palette live-room clients offer; a fixed set keeps rooms readable and styles uniform.
+COLORS = frozenset(
+    {
+        0xFFFFFF, 0xFE0302, 0xFF7204, 0xFFAA02, 0xFFD302, 0xFFFF00, 0xA0EE00,
+        0x00CD00, 0x019899, 0x4266BE, 0x89D5FF, 0xCC0273, 0x222222, 0x9B9B9B,
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    text: str
+    color: int
+    mode: str
+
+
+def validate_comment(text: str, color: int | None, mode: str | None, *, max_len: int) -> Comment:
+    """A clean comment, or ``BadRequest`` (``too_long`` for over-long text)."""
+    text = text.strip()
+    if not text:
+        raise BadRequest("comment text is empty")
+    if any(ch in text for ch in "\r\n\x00"):
+        raise BadRequest("comment text must be one line")
+    if len(text) > max_len:
+        raise BadRequest(f"comment longer than {max_len} characters", Code.TOO_LONG)
+    color = DEFAULT_COLOR if color is None else color
+    if color not in COLORS:
+        raise BadRequest("colour is not in the palette")
+    mode = mode or "scroll"
+    if mode not in MODES:
+        raise BadRequest(f"mode must be one of {', '.join(MODES)}")
+    return Comment(text=text, color=color, mode=mode)

@@ -1,0 +1,56 @@
+"""Room records and their lifecycle states."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+# Room ids go into Redis hash tags and URLs, so they are kept to a safe alphabet.
+ROOM_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class RoomStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    LIVE = "live"
+    PAUSED = "paused"
+    ENDED = "ended"
+
+
+@dataclass(slots=True)
+class Room:
+    id: str
+    title: str
+    status: RoomStatus = RoomStatus.SCHEDULED
+    anchor: str | None = None
+    created_at: int = 0
+    started_at: int | None = None
+    ended_at: int | None = None
+    updated_at: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["status"] = self.status.value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Room:
+        return cls(
+            id=data["id"],
+            title=data["title"],
+            status=RoomStatus(data["status"]),
+            anchor=data.get("anchor"),
+            created_at=int(data.get("created_at") or 0),
+            started_at=_opt_int(data.get("started_at")),
+            ended_at=_opt_int(data.get("ended_at")),
+            updated_at=int(data.get("updated_at") or 0),
+        )
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value in (None, "") else int(value)
+
+
+def valid_room_id(room_id: str) -> bool:
+    return bool(ROOM_ID_RE.match(room_id))
