@@ -183,9 +183,19 @@ class Hub:
             history=[orjson.loads(item) for item in history.items],
         )
         viewer.send([Out({"t": "welcome", **welcome})])
+        viewer.seen_seq = history.seq
+        if not room.queue:
+            self._promote(room, viewer)
+        # else: comments already queued for the next flush may be in the history too;
+        # that flush hands them to the viewer's pending list, filters, then promotes it.
+        return history
+
+    def _promote(self, room: LocalRoom, viewer: Viewer) -> None:
+        """Move a welcomed viewer into the fan-out, sending what it has not seen."""
+        seen = viewer.seen_seq or 0
         pending = [
-            o for o in viewer.pending
-            if not (o.is_danmaku and o.obj.get("seq", 0) <= history.seq)
+            o for o in viewer.pending or ()
+            if not (o.is_danmaku and o.obj.get("seq", 0) <= seen)
         ]  # fmt: skip
         viewer.pending = None
         room.joining.discard(viewer)
@@ -193,7 +203,6 @@ class Hub:
         self.metrics.connections.inc()
         if pending:
             viewer.send(pending)
-        return history
 
     def leave(self, viewer: Viewer) -> None:
         room = self.rooms.get(viewer.room_id)
@@ -286,11 +295,18 @@ class Hub:
 
     def _flush_room(self, room: LocalRoom, now: float) -> None:
         outs = self._take_batch(room)
-        if not outs:
-            return
+        welcomed = []
         for v in room.joining:
             if v.pending is not None:
                 v.pending.extend(outs)
+            if v.seen_seq is not None:
+                welcomed.append(v)
+        if outs:
+            self._fanout(room, outs, now)
+        for v in welcomed:
+            self._promote(room, v)
+
+    def _fanout(self, room: LocalRoom, outs: list[Out], now: float) -> None:
         has_dm = False
         now_ms = time.time() * 1000
         for o in outs:

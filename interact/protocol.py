@@ -93,7 +93,7 @@ def _decode(data: str | bytes, codec: Codec) -> Any:
     if isinstance(data, str):
         raise ValueError("text frame on a msgpack connection")
     # strict_map_key keeps non-string keys out; raw=False turns bad UTF-8 into an error.
-    return msgpack.unpackb(data, raw=False, strict_map_key=True, max_buffer_size=1 << 20)
+    return msgpack.unpackb(data, raw=False, strict_map_key=True)
 
 
 def parse_client_frame(data: str | bytes, codec: Codec) -> ClientMessage | ProtocolError:

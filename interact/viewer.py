@@ -25,6 +25,7 @@ class Viewer:
         "codec",
         "pending",
         "room_id",
+        "seen_seq",
         "slow_since",
         "transport",
         "user",
@@ -51,6 +52,8 @@ class Viewer:
         self.slow_since: float | None = None
         # Batches that arrive while the viewer is joining wait here until its welcome is out.
         self.pending: list[Out] | None = None
+        # The last seq its welcome carried; None until the welcome is out.
+        self.seen_seq: int | None = None
         self.closing = False
 
     @property

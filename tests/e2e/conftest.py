@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.e2e.harness import Api, ServerProcess, start_server
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start real server processes; every one is stopped at the end of the test."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str, **kwargs: Any) -> ServerProcess:
+        server = start_server(tmp_path, *args, **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def memory_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One memory-engine server shared by a module's tests (each test uses its own rooms)."""
+    server = start_server(
+        tmp_path_factory.mktemp("memory"),
+        env={"INTERACT_ONLINE_INTERVAL": "0.3", "INTERACT_HISTORY_SIZE": "20"},
+    )
+    yield server
+    assert server.stop() == 0, server.log()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+def operator(memory_server: ServerProcess, session: aiohttp.ClientSession) -> Api:
+    return Api(session, memory_server.base, memory_server.token("ops", "operator"))
