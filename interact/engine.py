@@ -60,15 +60,21 @@ def memory_engine(history_size: int) -> Engine:
 
 def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
     import redis.asyncio as redis
+
     from rooms.broker_redis import RedisBroker
     from rooms.danmaku_log_redis import RedisDanmakuLog
+    from rooms.keys import RoomKeys
     from rooms.presence_redis import RedisPresence
     from rooms.room_store_redis import RedisRoomStore
     from rooms.stats_redis import RedisRoomStats
 
-    from rooms.keys import RoomKeys
-
-    client = redis.Redis.from_url(url, decode_responses=False)
+    # redis-py's default pool raises MaxConnectionsError past 100 commands in flight; a
+    # blocking pool makes a burst wait for a connection instead (a ?max_connections=
+    # in the URL still overrides the size).
+    pool = redis.BlockingConnectionPool.from_url(
+        url, decode_responses=False, max_connections=64, timeout=20
+    )
+    client = redis.Redis.from_pool(pool)
     keys = RoomKeys(prefix)
 
     async def ping() -> bool:

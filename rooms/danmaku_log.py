@@ -51,9 +51,4 @@ class DanmakuLog(Protocol):
 
 def in_window(since: int | None, epoch: str | None, head: int, cur_epoch: str, size: int) -> bool:
     """Whether a client at ``since``/``epoch`` can be caught up from the history alone."""
-    return (
-        since is not None
-        and epoch == cur_epoch
-        and 0 <= since <= head
-        and since >= head - size
-    )
+    return since is not None and epoch == cur_epoch and 0 <= since <= head and since >= head - size

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -13,7 +15,10 @@ routes = web.RouteTableDef()
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    return json_response({"status": "ok"})
+    # The pid tells which worker answered when several share the port.
+    response = json_response({"status": "ok", "node": ctx(request).node_id})
+    response.headers["X-Interact-Pid"] = str(os.getpid())
+    return response
 
 
 @routes.get("/readyz")

@@ -40,8 +40,9 @@ class ServerProcess:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def token(self, uid: str, role: str = "viewer", nick: str | None = None,
-              ttl: int = 3600) -> str:
+    def token(
+        self, uid: str, role: str = "viewer", nick: str | None = None, ttl: int = 3600
+    ) -> str:
         user = tokens.User(uid=uid, nick=nick or uid, role=tokens.Role(role))
         return tokens.issue(self.secret, user, ttl)
 
@@ -116,8 +117,15 @@ class Api:
         self.base = base
         self.token = token
 
-    async def call(self, method: str, path: str, json: Any = None, *,
-                   data: bytes | None = None, token: str | None = None) -> tuple[int, Any]:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        data: bytes | None = None,
+        token: str | None = None,
+    ) -> tuple[int, Any]:
         headers = {}
         tok = token if token is not None else self.token
         if tok:
@@ -204,9 +212,16 @@ class Viewer:
 
 
 async def connect(
-    session: aiohttp.ClientSession, base: str, room: str, token: str, *,
-    codec: str = "json", since: int | None = None, epoch: str | None = None,
-    compress: int = 0, welcome: bool = True,
+    session: aiohttp.ClientSession,
+    base: str,
+    room: str,
+    token: str,
+    *,
+    codec: str = "json",
+    since: int | None = None,
+    epoch: str | None = None,
+    compress: int = 0,
+    welcome: bool = True,
 ) -> tuple[Viewer, dict[str, Any]]:
     """Connect a viewer and return it with its welcome (or the first message)."""
     params = {"room": room, "token": token, "codec": codec}
@@ -214,8 +229,7 @@ async def connect(
         params["since"] = str(since)
     if epoch is not None:
         params["epoch"] = epoch
-    ws = await session.ws_connect(base + "/ws", params=params, compress=compress,
-                                  autoping=True)
+    ws = await session.ws_connect(base + "/ws", params=params, compress=compress, autoping=True)
     viewer = Viewer(ws, codec)
     viewer.start()
     first: dict[str, Any] = {}

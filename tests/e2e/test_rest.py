@@ -44,16 +44,16 @@ async def test_list_rooms_filters_by_status(operator: Api) -> None:
     assert status == 400 and body["error"]["code"] == "bad_request"
 
 
-async def test_roles_and_tokens(memory_server: ServerProcess, session: aiohttp.ClientSession,
-                                operator: Api) -> None:
+async def test_roles_and_tokens(
+    memory_server: ServerProcess, session: aiohttp.ClientSession, operator: Api
+) -> None:
     viewer = Api(session, memory_server.base, memory_server.token("v1"))
     status, body = await viewer.call("POST", "/api/v1/rooms", {"title": "x"})
     assert status == 403 and body["error"]["code"] == "forbidden"
     room = await operator.live_room()
     status, body = await viewer.call("POST", f"/api/v1/rooms/{room['id']}/end")
     assert status == 403
-    status, body = await viewer.call("POST", f"/api/v1/rooms/{room['id']}/messages",
-                                     {"text": "hi"})
+    status, body = await viewer.call("POST", f"/api/v1/rooms/{room['id']}/messages", {"text": "hi"})
     assert status == 403
     nobody = Api(session, memory_server.base, None)
     status, body = await nobody.call("GET", "/api/v1/rooms")
@@ -66,8 +66,9 @@ async def test_roles_and_tokens(memory_server: ServerProcess, session: aiohttp.C
     assert status == 401 and "expired" in body["error"]["message"]
 
 
-async def test_anchor_owns_their_room(memory_server: ServerProcess,
-                                      session: aiohttp.ClientSession) -> None:
+async def test_anchor_owns_their_room(
+    memory_server: ServerProcess, session: aiohttp.ClientSession
+) -> None:
     anchor = Api(session, memory_server.base, memory_server.token("anchor1", "anchor"))
     other = Api(session, memory_server.base, memory_server.token("anchor2", "anchor"))
     status, room = await anchor.call("POST", "/api/v1/rooms", {"title": "mine"})
@@ -110,11 +111,13 @@ async def test_unknown_things_are_404(operator: Api) -> None:
         assert body["error"]["code"] == "not_found"
 
 
-async def test_dev_login_issues_tokens(memory_server: ServerProcess,
-                                       session: aiohttp.ClientSession) -> None:
+async def test_dev_login_issues_tokens(
+    memory_server: ServerProcess, session: aiohttp.ClientSession
+) -> None:
     api = Api(session, memory_server.base, None)
-    status, body = await api.call("POST", "/api/v1/auth/dev",
-                                  {"uid": "u-1", "nick": "小红", "role": "anchor"})
+    status, body = await api.call(
+        "POST", "/api/v1/auth/dev", {"uid": "u-1", "nick": "小红", "role": "anchor"}
+    )
     assert status == 200
     assert body["user"] == {"uid": "u-1", "nick": "小红", "role": "anchor"}
     me = Api(session, memory_server.base, body["token"])
@@ -130,8 +133,9 @@ async def test_stats_notice_and_ops(operator: Api) -> None:
     status, stats = await operator.call("GET", f"/api/v1/rooms/{room['id']}/stats")
     assert status == 200
     assert {"pv", "uv", "peak_online", "comments", "likes", "participants", "online"} <= set(stats)
-    status, body = await operator.call("POST", f"/api/v1/rooms/{room['id']}/notices",
-                                       {"text": "欢迎", "level": "shout"})
+    status, body = await operator.call(
+        "POST", f"/api/v1/rooms/{room['id']}/notices", {"text": "欢迎", "level": "shout"}
+    )
     assert status == 400
     status, body = await operator.call("GET", "/healthz")
     assert status == 200 and body["status"] == "ok"

@@ -21,10 +21,10 @@ async def test_welcome_dm_ack_and_fanout_in_both_codecs(
     assert welcome["user"] == {"uid": "a", "nick": "a", "role": "viewer"}
     assert welcome["seq"] == 0 and welcome["recovered"] is False and welcome["history"] == []
     assert isinstance(welcome["epoch"], str) and welcome["online"] >= 1
-    b, _ = await connect(session, memory_server.base, rid, memory_server.token("b"),
-                         codec="msgpack")
-    c, _ = await connect(session, memory_server.base, rid, memory_server.token("c"),
-                         compress=15)
+    b, _ = await connect(
+        session, memory_server.base, rid, memory_server.token("b"), codec="msgpack"
+    )
+    c, _ = await connect(session, memory_server.base, rid, memory_server.token("c"), compress=15)
     await a.send({"t": "dm", "text": "大家好", "ref": "r1", "color": 0xFE0302, "mode": "top"})
     ack = await a.ack("r1")
     assert ack["ok"] is True and ack["seq"] == 1
@@ -44,8 +44,7 @@ async def test_comments_need_a_live_room(
     memory_server: ServerProcess, session: aiohttp.ClientSession, operator: Api
 ) -> None:
     _, room = await operator.call("POST", "/api/v1/rooms", {"title": "later"})
-    v, welcome = await connect(session, memory_server.base, room["id"],
-                               memory_server.token("v"))
+    v, welcome = await connect(session, memory_server.base, room["id"], memory_server.token("v"))
     assert welcome["room"]["status"] == "scheduled"
     await v.send({"t": "dm", "text": "too early", "ref": 1})
     ack = await v.ack(1)
@@ -80,8 +79,11 @@ async def test_comments_need_a_live_room(
     ],
 )
 async def test_bad_messages_get_a_refusing_ack(
-    memory_server: ServerProcess, session: aiohttp.ClientSession, operator: Api,
-    message: dict[str, object], code: str,
+    memory_server: ServerProcess,
+    session: aiohttp.ClientSession,
+    operator: Api,
+    message: dict[str, object],
+    code: str,
 ) -> None:
     room = await operator.live_room()
     v, _ = await connect(session, memory_server.base, room["id"], memory_server.token("v"))
@@ -104,8 +106,9 @@ async def test_malformed_frames_get_errors_and_the_connection_lives(
         assert err["code"] == "bad_request" and err["msg"], raw
     await v.send({"t": "ping", "ref": 9})
     assert (await v.next("pong"))["ref"] == 9
-    m, _ = await connect(session, memory_server.base, room["id"], memory_server.token("m"),
-                         codec="msgpack")
+    m, _ = await connect(
+        session, memory_server.base, room["id"], memory_server.token("m"), codec="msgpack"
+    )
     for raw in [b"\xc1", b"\x93\x01\x02\x03", msgpack.packb({1: 2}), b"\xa3\xff\xfe\xfd"]:
         await m.ws.send_bytes(raw)
         assert (await m.next("error"))["code"] == "bad_request"
@@ -148,8 +151,9 @@ async def test_bad_tokens_and_rooms_close_with_codes(
     for rid, token, code in cases:
         v, _ = await connect(session, memory_server.base, rid, token, welcome=False)
         assert await v.closed() == code, (rid, code)
-    async with session.get(memory_server.base + "/ws",
-                           params={"room": room["id"], "codec": "xml"}) as r:
+    async with session.get(
+        memory_server.base + "/ws", params={"room": room["id"], "codec": "xml"}
+    ) as r:
         assert r.status == 400
 
 
@@ -184,13 +188,15 @@ async def test_online_counts_notices_and_server_messages(
     count = 0
     while count != 3:
         count = (await viewers[0].next("online"))["count"]
-    status, _ = await operator.call("POST", f"/api/v1/rooms/{rid}/notices",
-                                    {"text": "抽奖马上开始", "level": "warn"})
+    status, _ = await operator.call(
+        "POST", f"/api/v1/rooms/{rid}/notices", {"text": "抽奖马上开始", "level": "warn"}
+    )
     assert status == 202
     notice = await viewers[1].next("notice")
     assert notice == {"t": "notice", "text": "抽奖马上开始", "level": "warn"}
-    status, body = await operator.call("POST", f"/api/v1/rooms/{rid}/messages",
-                                       {"text": "system says hi"})
+    status, body = await operator.call(
+        "POST", f"/api/v1/rooms/{rid}/messages", {"text": "system says hi"}
+    )
     assert status == 201
     dm = await viewers[2].next("dm")
     assert dm["seq"] == body["seq"] and dm["uid"] == "ops" and dm["role"] == "operator"
@@ -215,7 +221,7 @@ async def test_retraction_reaches_viewers_and_history(
     status, _ = await operator.call("DELETE", f"/api/v1/rooms/{rid}/messages/2")
     assert status == 204
     assert (await a.next("retract"))["seq"] == 2
-    status, body = await operator.call("DELETE", f"/api/v1/rooms/{rid}/messages/2")
+    status, _ = await operator.call("DELETE", f"/api/v1/rooms/{rid}/messages/2")
     assert status == 404
     b, welcome = await connect(session, memory_server.base, rid, memory_server.token("b"))
     assert [m["seq"] for m in welcome["history"]] == [1, 3]
@@ -246,17 +252,20 @@ async def test_recovery_after_reconnect(
         last = (await v.next("dm"))["seq"]
     await v.close()
     missed = await say(5)
-    v2, w2 = await connect(session, memory_server.base, rid, memory_server.token("v"),
-                           since=last, epoch=epoch)
+    v2, w2 = await connect(
+        session, memory_server.base, rid, memory_server.token("v"), since=last, epoch=epoch
+    )
     assert w2["recovered"] is True and w2["epoch"] == epoch
     assert [m["seq"] for m in w2["history"]] == missed
     await v2.close()
-    _, w3 = await connect(session, memory_server.base, rid, memory_server.token("v"),
-                          since=last, epoch="other-epoch")
+    _, w3 = await connect(
+        session, memory_server.base, rid, memory_server.token("v"), since=last, epoch="other-epoch"
+    )
     assert w3["recovered"] is False
     await say(25)
-    v4, w4 = await connect(session, memory_server.base, rid, memory_server.token("v"),
-                           since=last, epoch=epoch)
+    v4, w4 = await connect(
+        session, memory_server.base, rid, memory_server.token("v"), since=last, epoch=epoch
+    )
     assert w4["recovered"] is False and w4["seq"] == 33
     assert [m["seq"] for m in w4["history"]][-1] == 33
     await sender.close()
@@ -281,8 +290,9 @@ async def test_joiner_misses_nothing_during_a_flood(
 
     task = asyncio.create_task(flood())
     await asyncio.sleep(0.1)
-    v, welcome = await connect(session, memory_server.base, rid, memory_server.token("j"),
-                               since=0, epoch=None)
+    v, welcome = await connect(
+        session, memory_server.base, rid, memory_server.token("j"), since=0, epoch=None
+    )
     seen = [m["seq"] for m in welcome["history"]]
     await asyncio.sleep(0.3)
     stop.set()

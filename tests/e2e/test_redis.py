@@ -1,0 +1,123 @@
+"""Two server processes on one Redis: fan-out, ordering, recovery and online counts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import aiohttp
+import pytest
+
+from tests.e2e.harness import Api, ServerProcess, connect, free_port, wait_ready
+
+StartServer = Callable[..., ServerProcess]
+
+
+def redis_env(url: str, prefix: str, **extra: str) -> dict[str, str]:
+    return {
+        "INTERACT_REDIS_URL": url,
+        "INTERACT_REDIS_PREFIX": prefix,
+        "INTERACT_ONLINE_INTERVAL": "0.3",
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("codec", ["json", "msgpack"])
+async def test_comments_cross_processes_in_seq_order(
+    servers: StartServer,
+    session: aiohttp.ClientSession,
+    redis_url: str,
+    redis_prefix: str,
+    codec: str,
+) -> None:
+    env = redis_env(redis_url, redis_prefix)
+    one, two = servers(env=env), servers(env=env)
+    op = Api(session, one.base, one.token("ops", "operator"))
+    room = await op.live_room()
+    rid = room["id"]
+    on_one, _ = await connect(session, one.base, rid, one.token("a"), codec=codec)
+    on_two, _ = await connect(session, two.base, rid, two.token("b"), codec=codec)
+    senders = [on_one, on_two]
+
+    async def send(viewer: object, n: int, tag: str) -> list[int]:
+        seqs = []
+        for i in range(n):
+            await viewer.send({"t": "dm", "text": f"{tag}{i}", "ref": f"{tag}{i}"})  # type: ignore[attr-defined]
+            seqs.append((await viewer.ack(f"{tag}{i}"))["seq"])  # type: ignore[attr-defined]
+        return seqs
+
+    sent = await asyncio.gather(send(senders[0], 40, "a"), send(senders[1], 40, "b"))
+    all_seqs = sorted(sent[0] + sent[1])
+    assert all_seqs == list(range(1, 81))
+    for viewer in senders:
+        got = [(await viewer.next("dm"))["seq"] for _ in range(80)]
+        assert got == list(range(1, 81))
+    # The room state change made through process one reaches viewers of process two.
+    await op.call("POST", f"/api/v1/rooms/{rid}/pause")
+    assert (await on_two.next("room"))["status"] == "paused"
+    # Online counts are summed over both processes.
+    extra, _ = await connect(session, two.base, rid, two.token("c"), codec=codec)
+    count = 0
+    while count != 3:
+        count = (await on_one.next("online"))["count"]
+    for v in (on_one, on_two, extra):
+        await v.close()
+
+
+async def test_recovery_on_another_process(
+    servers: StartServer, session: aiohttp.ClientSession, redis_url: str, redis_prefix: str
+) -> None:
+    env = redis_env(redis_url, redis_prefix)
+    one, two = servers(env=env), servers(env=env)
+    op = Api(session, one.base, one.token("ops", "operator"))
+    rid = (await op.live_room())["id"]
+    sender, _ = await connect(session, one.base, rid, one.token("s"))
+    v, welcome = await connect(session, one.base, rid, one.token("v"))
+    for i in range(3):
+        await sender.send({"t": "dm", "text": f"x{i}", "ref": i})
+        await sender.ack(i)
+    last = 0
+    while last < 3:
+        last = (await v.next("dm"))["seq"]
+    await v.close()
+    for i in range(3, 8):
+        await sender.send({"t": "dm", "text": f"x{i}", "ref": i})
+        await sender.ack(i)
+    v2, again = await connect(
+        session, two.base, rid, two.token("v"), since=last, epoch=welcome["epoch"]
+    )
+    assert again["recovered"] is True
+    assert [m["seq"] for m in again["history"]] == [4, 5, 6, 7, 8]
+    assert [m["text"] for m in again["history"]] == [f"x{i}" for i in range(3, 8)]
+    await sender.close()
+    await v2.close()
+
+
+async def test_workers_share_one_port(
+    servers: StartServer, session: aiohttp.ClientSession, redis_url: str, redis_prefix: str
+) -> None:
+    port = free_port()
+    server = servers(
+        "--workers", "2", env=redis_env(redis_url, redis_prefix), port=port, wait=False
+    )
+    wait_ready(server)
+    pids = set()
+    for _ in range(200):
+        async with aiohttp.ClientSession() as fresh:  # a new connection each time
+            async with fresh.get(server.base + "/healthz") as r:
+                pids.add(r.headers["X-Interact-Pid"])
+        if len(pids) == 2:
+            break
+    assert len(pids) == 2, "requests were not spread over two worker processes"
+    op = Api(session, server.base, server.token("ops", "operator"))
+    rid = (await op.live_room())["id"]
+    viewers = [
+        (await connect(session, server.base, rid, server.token(f"v{i}")))[0] for i in range(8)
+    ]
+    await viewers[0].send({"t": "dm", "text": "to all workers", "ref": 1})
+    seq = (await viewers[0].ack(1))["seq"]
+    for v in viewers:
+        assert (await v.next("dm"))["seq"] == seq
+    for v in viewers:
+        await v.close()
+    assert server.stop() == 0

@@ -1,0 +1,121 @@
+"""interact.tokens: HS256 access tokens, issued and verified."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import jwt
+import pytest
+
+from interact.errors import Code, Unauthorized
+from interact.tokens import Role, User, issue, verify
+
+SECRET = "k" * 64 + "-test-signing-key"  # long enough for HS512 too
+OTHER_SECRET = "o" * 32 + "-another-signing-key"
+USER = User(uid="u-42", nick="小明", role=Role.ANCHOR)
+
+
+def b64url(data: dict[str, Any]) -> str:
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    out: dict[str, Any] = {"sub": "u1", "nick": "n", "role": "viewer", "iat": now, "exp": now + 60}
+    out.update(overrides)
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def assert_unauthorized(token: str, message: str = "invalid token") -> None:
+    with pytest.raises(Unauthorized) as info:
+        verify(SECRET, token)
+    assert info.value.code is Code.UNAUTHORIZED
+    assert info.value.status == 401
+    assert info.value.message == message
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_roundtrip(role: Role) -> None:
+    user = User(uid="u-1", nick="Nick", role=role)
+    assert verify(SECRET, issue(SECRET, user, ttl=60)) == user
+
+
+def test_roundtrip_keeps_unicode_nick() -> None:
+    assert verify(SECRET, issue(SECRET, USER, ttl=60)) == USER
+
+
+def test_claims_carry_expiry() -> None:
+    token = issue(SECRET, USER, ttl=100, now=1_700_000_000.9)
+    body = jwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_exp": False})
+    assert body == {
+        "sub": "u-42",
+        "nick": "小明",
+        "role": "anchor",
+        "iat": 1_700_000_000,
+        "exp": 1_700_000_100,
+    }
+
+
+def test_user_to_dict() -> None:
+    assert USER.to_dict() == {"uid": "u-42", "nick": "小明", "role": "anchor"}
+
+
+def test_expired() -> None:
+    token = issue(SECRET, USER, ttl=10, now=time.time() - 1000)
+    assert_unauthorized(token, "token expired")
+
+
+def test_wrong_secret() -> None:
+    assert_unauthorized(issue(OTHER_SECRET, USER, ttl=60))
+
+
+def test_tampered_payload() -> None:
+    header, _, signature = issue(SECRET, USER, ttl=60).split(".")
+    forged = b64url(claims(sub="u-42", role="operator"))
+    assert_unauthorized(f"{header}.{forged}.{signature}")
+
+
+@pytest.mark.parametrize(
+    "token", ["", "garbage", "a.b.c", "...", "eyJhbGciOiJIUzI1NiJ9", "x" * 5000, "é.é.é"]
+)
+def test_garbage(token: str) -> None:
+    assert_unauthorized(token)
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE"])
+def test_alg_none(alg: str) -> None:
+    header = b64url({"alg": alg, "typ": "JWT"})
+    body = b64url(claims(role="operator"))
+    assert_unauthorized(f"{header}.{body}.")
+
+
+def test_other_hmac_algorithm_with_the_same_secret() -> None:
+    assert_unauthorized(jwt.encode(claims(), SECRET, algorithm="HS512"))
+
+
+@pytest.mark.parametrize("missing", ["role", "sub", "exp"])
+def test_required_claim_missing(missing: str) -> None:
+    assert_unauthorized(jwt.encode(claims(**{missing: None}), SECRET, algorithm="HS256"))
+
+
+@pytest.mark.parametrize("role", ["admin", "", "Viewer", 1, None, ["viewer"]])
+def test_unknown_role(role: Any) -> None:
+    body = claims()
+    body["role"] = role
+    assert_unauthorized(jwt.encode(body, SECRET, algorithm="HS256"))
+
+
+def test_missing_nick_is_empty() -> None:
+    token = jwt.encode(claims(nick=None), SECRET, algorithm="HS256")
+    assert verify(SECRET, token) == User(uid="u1", nick="", role=Role.VIEWER)
+
+
+def test_token_is_not_verified_with_the_wrong_secret_even_when_fresh() -> None:
+    token = issue(SECRET, USER, ttl=3600)
+    with pytest.raises(Unauthorized):
+        verify(OTHER_SECRET, token)
+    assert verify(SECRET, token) == USER
