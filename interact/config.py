@@ -114,8 +114,27 @@ _FIELDS = {f.name: f for f in fields(Config)}
 
 
 def _coerce(name: str, raw: Any) -> Any:
+    try:
+        return _convert(name, raw)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"setting {name}: {exc}") from None
+
+
+def _convert(name: str, raw: Any) -> Any:
     kind = _FIELDS[name].type
     if not isinstance(raw, str):
+        expected = (
+            bool
+            if "bool" in kind
+            else int
+            if kind == "int"
+            else ((int, float) if kind == "float" else str)
+        )
+        ok = isinstance(raw, expected) and not (expected is int and isinstance(raw, bool))
+        if raw is None and "None" in kind:
+            ok = True
+        if not ok:
+            raise TypeError(f"expected {kind}, got {raw!r}")
         return raw
     if "bool" in kind:
         low = raw.strip().lower()
@@ -137,6 +156,8 @@ def from_toml(path: str | Path) -> dict[str, Any]:
     with open(path, "rb") as fh:
         data = tomllib.load(fh)
     section = data.get("interact", data)
+    if section is not data and set(data) - {"interact"}:
+        raise ValueError(f"{path}: put every setting under the [interact] table")
     unknown = set(section) - set(_FIELDS)
     if unknown:
         raise ValueError(f"unknown settings in {path}: {', '.join(sorted(unknown))}")
@@ -161,7 +182,7 @@ def load(
     """Merge the layers in order of precedence: flags > environment > file > defaults."""
     values: dict[str, Any] = {}
     env = from_env(environ)
-    file = file or (environ or os.environ).get("INTERACT_CONFIG")
+    file = file or (os.environ if environ is None else environ).get("INTERACT_CONFIG")
     if file:
         values.update(from_toml(file))
     values.update(env)

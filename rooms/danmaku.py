@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from interact.errors import BadRequest, Code
 
 MODES = ("scroll", "top", "bottom")
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
 DEFAULT_COLOR = 0xFFFFFF
 # The palette live-room clients offer; a fixed set keeps rooms readable and styles uniform.
 COLORS = frozenset(
@@ -29,8 +31,10 @@ def validate_comment(text: str, color: int | None, mode: str | None, *, max_len:
     text = text.strip()
     if not text:
         raise BadRequest("comment text is empty")
-    if any(ch in text for ch in "\r\n\x00"):
-        raise BadRequest("comment text must be one line")
+    # Control characters and line/paragraph separators break one-line rendering
+    # (and terminal escapes have no place in a room).
+    if any(unicodedata.category(ch) in _FORBIDDEN_CATEGORIES for ch in text):
+        raise BadRequest("comment text must be one line of printable characters")
     if len(text) > max_len:
         raise BadRequest(f"comment longer than {max_len} characters", Code.TOO_LONG)
     color = DEFAULT_COLOR if color is None else color

@@ -14,6 +14,9 @@ from rooms.danmaku_log import Appended, History, in_window
 from rooms.models import RoomStatus
 from rooms.room_store_memory import MemoryRoomStore
 
+# The log owns these two fields; a body cannot overwrite them (the Redis script agrees).
+_RESERVED = frozenset({"t", "seq"})
+
 
 class _RoomLog:
     __slots__ = ("epoch", "items", "seq")
@@ -47,7 +50,8 @@ class MemoryDanmakuLog:
             raise Conflict(f"room is {room.status.value}", Code.ROOM_NOT_LIVE)
         log = self._log(room_id)
         log.seq += 1
-        payload = orjson.dumps({"t": "dm", "seq": log.seq, **body})
+        fields = {k: v for k, v in body.items() if k not in _RESERVED}
+        payload = orjson.dumps({"t": "dm", "seq": log.seq, **fields})
         log.items[log.seq] = payload
         floor = log.seq - self._size
         while log.items and next(iter(log.items)) <= floor:

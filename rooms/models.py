@@ -53,4 +53,4 @@ def _opt_int(value: Any) -> int | None:
 
 
 def valid_room_id(room_id: str) -> bool:
-    return bool(ROOM_ID_RE.match(room_id))
+    return bool(ROOM_ID_RE.fullmatch(room_id))

@@ -207,3 +207,21 @@ async def test_resubscribes_after_a_redis_restart(tmp_path: Path, eventually: Ev
         await broker.close()
         await client.aclose()
         stop_redis_server(proc)
+
+
+async def test_idle_connection_is_pinged_and_keeps_delivering(
+    redis_url: str, redis_prefix: str, eventually: Eventually
+) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    broker = RedisBroker(client, RoomKeys(redis_prefix), poll_s=0.02, ping_after_s=0.05)
+    got: list[bytes] = []
+    broker.set_handler(lambda room, payload: got.append(payload))
+    try:
+        await broker.start()
+        await broker.subscribe("quiet")
+        await asyncio.sleep(0.3)  # several PING rounds on an idle room
+        await broker.publish("quiet", b"still here")
+        await eventually(lambda: got == [b"still here"])
+    finally:
+        await broker.close()
+        await client.aclose()
