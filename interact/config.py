@@ -51,10 +51,11 @@ class Config:
 
     @property
     def dev_login_enabled(self) -> bool:
-        """Dev login is on unless turned off, or WeChat credentials are configured."""
+        """Dev login hands out any role, so by default it is on only in the embedded
+        setup: the memory engine without WeChat credentials."""
         if self.dev_login is not None:
             return self.dev_login
-        return not (self.wechat_appid and self.wechat_secret)
+        return self.engine == "memory" and not (self.wechat_appid and self.wechat_secret)
 
     def redacted(self) -> dict[str, Any]:
         """The settings for logs, with secrets replaced."""
@@ -89,7 +90,7 @@ HELP: dict[str, str] = {
     "workers": "processes sharing the port via SO_REUSEPORT (needs Redis when > 1)",
     "secret": "token signing key (HS256); random per start when empty",
     "token_ttl": "lifetime of issued tokens, seconds",
-    "dev_login": "allow POST /api/v1/auth/dev (default: on unless WeChat is configured)",
+    "dev_login": "allow POST /api/v1/auth/dev (default: on with the memory engine and no WeChat)",
     "tick_ms": "fan-out tick: each room's batch is flushed once per tick, ms",
     "history_size": "comments kept per room for recovery",
     "welcome_history": "recent comments sent in a welcome without recovery",

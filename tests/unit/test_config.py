@@ -223,3 +223,8 @@ def test_explicit_dev_login_wins() -> None:
     assert load(flags={"dev_login": False}, environ={}).dev_login_enabled is False
     environ = {"INTERACT_DEV_LOGIN": "on"}
     assert load(flags=WECHAT, environ=environ).dev_login_enabled is True
+
+
+def test_dev_login_defaults_off_on_redis() -> None:
+    assert Config(redis_url="redis://127.0.0.1:6379/0").dev_login_enabled is False
+    assert Config(redis_url="redis://x", dev_login=True).dev_login_enabled is True
