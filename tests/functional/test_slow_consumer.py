@@ -11,36 +11,18 @@ import base64
 import os
 import socket
 import struct
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from interact import tokens
-from interact.app import build_app
-from interact.config import Config
 from interact.context import Context
-from rooms.service import Author
 from tests.e2e.harness import Viewer, connect
-
-SECRET = "slow-consumer-secret-0123456789abcdef0123456789"
-
-
-@dataclass
-class Served:
-    base: str
-    port: int
-    ctx: Context
+from tests.functional.conftest import OPERATOR, ServeApp, Served, counter, live_room, token
 
 
 @pytest.fixture
-async def served() -> AsyncIterator[Served]:
-    config = Config(
-        host="127.0.0.1",
-        port=0,
-        secret=SECRET,
+async def served(serve_app: ServeApp) -> Served:
+    return await serve_app(
         tick_ms=20,
         danmaku_cap=50,
         soft_buffer_bytes=16 * 1024,
@@ -48,23 +30,6 @@ async def served() -> AsyncIterator[Served]:
         slow_grace=0.3,
         compression=False,
     )
-    app = build_app(config)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield Served(f"http://127.0.0.1:{port}", port, app[Context.KEY])
-    await runner.cleanup()
-
-
-def counter(ctx: Context, name: str) -> float:
-    value = ctx.metrics.registry.get_sample_value(f"interact_{name}_total")
-    return 0.0 if value is None else value
-
-
-def token(uid: str) -> str:
-    return tokens.issue(SECRET, tokens.User(uid, uid, tokens.Role.VIEWER), 600)
 
 
 async def stuck_viewer(port: int, room: str) -> socket.socket:
@@ -116,12 +81,6 @@ async def read_close_code(sock: socket.socket, timeout: float = 10) -> int:
             return int(struct.unpack("!H", payload[:2])[0])
 
 
-async def live_room(ctx: Context) -> str:
-    room = await ctx.service.create("slow", None)
-    await ctx.service.act(room.id, "start")
-    return room.id
-
-
 def shrink_send_buffer(ctx: Context, room: str, uid: str) -> None:
     for group in ctx.hub.rooms[room].groups.values():
         for v in group:
@@ -140,11 +99,10 @@ async def test_slow_viewer_skips_danmaku_while_others_get_everything(served: Ser
         sock = await stuck_viewer(served.port, room)
         await asyncio.sleep(0.05)
         shrink_send_buffer(ctx, room, "stuck")
-        author = Author("ops", "ops", "operator")
         sent = []
         for _ in range(60):  # 40 per 20 ms tick stays under the cap of 50
             for _ in range(40):
-                sent.append((await ctx.service.server_message(room, author, "弹" * 150)).seq)
+                sent.append((await ctx.service.server_message(room, OPERATOR, "弹" * 150)).seq)
             await asyncio.sleep(0.02)
         got = [(await reader.next("dm"))["seq"] for _ in sent]
         assert got == sent
@@ -193,10 +151,9 @@ async def test_a_reading_viewer_is_never_closed_under_load(served: Served) -> No
         viewers: list[Viewer] = [
             (await connect(session, served.base, room, token(f"v{i}")))[0] for i in range(20)
         ]
-        author = Author("ops", "ops", "operator")
         for _ in range(50):
             for _ in range(30):
-                await ctx.service.server_message(room, author, "x" * 180)
+                await ctx.service.server_message(room, OPERATOR, "x" * 180)
             await asyncio.sleep(0.02)
         for v in viewers:
             assert len([await v.next("dm") for _ in range(1500)]) == 1500
