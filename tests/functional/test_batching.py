@@ -52,3 +52,20 @@ async def test_sender_ack_survives_sampling(serve_app: ServeApp) -> None:
         assert sorted(a["seq"] for a in acks) == [1, 2, 3, 4, 5]
         for s in senders:
             await s.close()
+
+
+async def test_deflate_is_negotiated_with_server_no_context_takeover(
+    serve_app: ServeApp,
+) -> None:
+    served = await serve_app()
+    room = await live_room(served.ctx)
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(
+            served.base + "/ws", params={"room": room, "token": token("z")}, compress=15
+        )
+        extensions = ws._response.headers.get("Sec-WebSocket-Extensions", "")
+        assert "permessage-deflate" in extensions
+        assert "server_no_context_takeover" in extensions
+        welcome = await ws.receive_json()
+        assert welcome[0]["t"] == "welcome"
+        await ws.close()

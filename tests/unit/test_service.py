@@ -1,0 +1,72 @@
+"""RoomService over the memory engine: the moderation hook decides before anything is logged."""
+
+from __future__ import annotations
+
+import pytest
+
+from interact.engine import memory_engine
+from interact.errors import Code, InteractError
+from moderation.policy import Action, Verdict
+from rooms.service import Author, RoomService
+
+AUTHOR = Author("u1", "小明", "viewer")
+
+
+class ScriptedPolicy:
+    def __init__(self, verdict: Verdict) -> None:
+        self.verdict = verdict
+        self.seen: list[tuple[str, str, str]] = []
+
+    async def check_comment(self, room_id: str, uid: str, text: str) -> Verdict:
+        self.seen.append((room_id, uid, text))
+        return self.verdict
+
+
+async def make(policy: ScriptedPolicy) -> tuple[RoomService, str]:
+    engine = memory_engine(history_size=10)
+    await engine.start()
+    service = RoomService(
+        rooms=engine.rooms,
+        danmaku=engine.danmaku,
+        broker=engine.broker,
+        presence=engine.presence,
+        stats=engine.stats,
+        policy=policy,
+    )
+    room = await service.create("t", None)
+    await service.act(room.id, "start")
+    return service, room.id
+
+
+async def test_policy_sees_the_cleaned_text_and_accepts() -> None:
+    policy = ScriptedPolicy(Verdict.accept())
+    service, rid = await make(policy)
+    appended = await service.comment(rid, AUTHOR, "  hello  ", None, None)
+    assert appended.seq == 1
+    assert policy.seen == [(rid, "u1", "hello")]
+
+
+async def test_rejected_comment_is_not_logged_or_counted() -> None:
+    policy = ScriptedPolicy(Verdict(Action.REJECT, code=Code.REJECTED.value, reason="spam"))
+    service, rid = await make(policy)
+    with pytest.raises(InteractError) as err:
+        await service.comment(rid, AUTHOR, "加微信 abc123", None, None)
+    assert err.value.code is Code.REJECTED and err.value.message == "spam"
+    history = await service.danmaku.history(rid, None, None, 10)
+    assert history.seq == 0 and history.items == []
+    assert (await service.stats.get(rid))["comments"] == 0
+
+
+async def test_masked_comment_goes_out_with_the_policy_text() -> None:
+    policy = ScriptedPolicy(Verdict(Action.MASK, text="加** abc"))
+    service, rid = await make(policy)
+    appended = await service.comment(rid, AUTHOR, "加微信 abc", None, None)
+    assert b'"text":"\xe5\x8a\xa0** abc"' in appended.payload
+
+
+async def test_invalid_text_never_reaches_the_policy() -> None:
+    policy = ScriptedPolicy(Verdict.accept())
+    service, rid = await make(policy)
+    with pytest.raises(InteractError) as err:
+        await service.comment(rid, AUTHOR, "x" * 41, None, None)
+    assert err.value.code is Code.TOO_LONG and policy.seen == []
