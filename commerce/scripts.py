@@ -1,0 +1,13 @@
+"""Lua scripts of the commerce package: ``commerce/lua/<name>.lua``, via ``rooms.scripts``."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from rooms import scripts
+
+
+def register(client: Redis, name: str) -> AsyncScript:
+    """A callable script; redis-py runs it by EVALSHA and reloads it after a Redis restart."""
+    return scripts.register(client, name, package="commerce")
