@@ -1,0 +1,34 @@
+"""``python -m bench SCENARIO [options]``; ``python -m bench SCENARIO --help`` for options."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench import fanout
+
+SCENARIOS = {"fanout": fanout}
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    top = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = top.add_subparsers(dest="scenario", required=True)
+    for name, module in SCENARIOS.items():
+        p = sub.add_parser(
+            name,
+            help=module.HELP,
+            description=module.__doc__,
+            formatter_class=_Formatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(run=module.main)
+    ns = top.parse_args(argv)
+    return int(ns.run(ns))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
