@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -10,6 +12,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from commerce.service import CommerceLimits, CommerceService
 from interact.api import add_routes
 from interact.api.middleware import errors
 from interact.config import Config
@@ -40,6 +43,16 @@ def build_app(config: Config) -> web.Application:
     add_routes(app)
     app.cleanup_ctx.append(_context(config))
     return app
+
+
+async def _sweep(commerce: CommerceService, interval: float) -> None:
+    """Refund expired red packets and draw due lotteries; any process may, only one wins."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await commerce.sweep()
+        except Exception:  # Redis away: try again next round
+            log.warning("sweep failed", exc_info=True)
 
 
 def _context(config: Config):  # type: ignore[no-untyped-def]
@@ -74,6 +87,12 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
             metrics=metrics,
             node_id=node,
         )
+        commerce = CommerceService(
+            packets=engine.packets,
+            lotteries=engine.lotteries,
+            broker=engine.broker,
+            limits=CommerceLimits(max_total_fen=config.max_packet_fen),
+        )
         wechat = None
         if config.wechat_appid and config.wechat_secret:
             wechat = WeChatLogin(
@@ -83,15 +102,20 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
             config=config,
             engine=engine,
             service=service,
+            commerce=commerce,
             hub=hub,
             metrics=metrics,
             node_id=node,
             wechat=wechat,
         )
         await hub.start()
+        sweeper = asyncio.create_task(_sweep(commerce, config.sweep_interval), name="sweeper")
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await hub.close()
             await engine.close()
             if wechat is not None:

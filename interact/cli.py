@@ -1,4 +1,4 @@
-"""The ``interact`` command: ``serve``, ``token``."""
+"""The ``interact`` command: ``serve``, ``token``, ``verify-lottery``."""
 
 from __future__ import annotations
 
@@ -89,6 +89,38 @@ def cmd_token(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify_lottery(ns: argparse.Namespace) -> int:
+    from commerce.draw import verify
+
+    def read_uids(path: str) -> list[str]:
+        with open(path, encoding="utf-8") as fh:
+            return [line.rstrip("\r\n") for line in fh if line.strip()]
+
+    try:
+        entrants = read_uids(ns.entries)
+        prior = read_uids(ns.prior_winners) if ns.prior_winners else None
+    except OSError as exc:
+        print(f"interact verify-lottery: {exc}", file=sys.stderr)
+        return 2
+    expected = [u for u in ns.expected_winners.split(",") if u] if ns.expected_winners else None
+    report = verify(
+        ns.commit,
+        ns.secret,
+        ns.lottery_id,
+        entrants,
+        ns.winners,
+        expected_winners=expected,
+        entries_sha256=ns.entries_sha256,
+        prior_winners=prior,
+        prior_winners_sha256=ns.prior_winners_sha256,
+    )
+    for line in report.lines():
+        print(line)
+    print("winners: " + ",".join(report.winners))
+    print("VERIFIED" if report.ok else "NOT VERIFIED")
+    return 0 if report.ok else 1
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="interact", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -108,6 +140,22 @@ def parser() -> argparse.ArgumentParser:
     token.add_argument("--secret", help="signing key [env INTERACT_SECRET]")
     token.add_argument("--config", metavar="FILE")
     token.set_defaults(func=cmd_token)
+    check = sub.add_parser(
+        "verify-lottery",
+        help="re-run a lottery draw from its published commit and proof",
+        description="Recompute a lottery's winners from its revealed secret and entry list "
+        "and check them against the commit published when it opened.",
+    )
+    check.add_argument("--commit", required=True, help="hex sha256 published in the lot message")
+    check.add_argument("--secret", required=True, help="hex secret revealed in the proof")
+    check.add_argument("--lottery-id", required=True)
+    check.add_argument("--entries", required=True, metavar="FILE", help="entrant uids, one a line")
+    check.add_argument("--winners", required=True, type=int, help="number of prizes")
+    check.add_argument("--expected-winners", help="published winners, comma-separated")
+    check.add_argument("--entries-sha256", help="the proof's entries_sha256")
+    check.add_argument("--prior-winners", metavar="FILE", help="for new_first lotteries")
+    check.add_argument("--prior-winners-sha256", help="the proof's prior_winners_sha256")
+    check.set_defaults(func=cmd_verify_lottery)
     return top
 
 

@@ -39,6 +39,8 @@ class Config:
     slow_grace: float = 5.0
     compression: bool = True
     shutdown_grace: float = 5.0
+    max_packet_fen: int = 2_000_000
+    sweep_interval: float = 0.5
     wechat_appid: str = ""
     wechat_secret: str = ""
     wechat_api_base: str = "https://api.weixin.qq.com/"
@@ -104,6 +106,8 @@ HELP: dict[str, str] = {
     "slow_grace": "seconds a viewer may stay above the hard limit",
     "compression": "negotiate permessage-deflate when the client offers it",
     "shutdown_grace": "seconds to wait for connections to finish on shutdown",
+    "max_packet_fen": "largest red packet, fen (default 20,000 yuan)",
+    "sweep_interval": "seconds between sweeps for expired red packets and due lotteries",
     "wechat_appid": "mini-program app id (enables POST /api/v1/auth/wechat)",
     "wechat_secret": "mini-program app secret",
     "wechat_api_base": "base URL of the WeChat API (a local fake in tests)",

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from aiohttp import web
 
+from commerce.service import CommerceService
 from interact.config import Config
 from interact.engine import Engine
-from interact.errors import Code
 from interact.hub import Hub
 from interact.metrics import Metrics
 from interact.protocol import Enter, Grab, ack
@@ -30,6 +31,7 @@ class Context:
     config: Config
     engine: Engine
     service: RoomService
+    commerce: CommerceService
     hub: Hub
     metrics: Metrics
     node_id: str
@@ -44,9 +46,16 @@ class Context:
         task.add_done_callback(self._tasks.discard)
 
     async def interactions(self, viewer: Viewer, message: Grab | Enter) -> dict[str, Any]:
-        """Red-packet grabs and lottery entries; no packet or lottery exists yet."""
-        kind = "red packet" if isinstance(message, Grab) else "lottery"
-        return ack(message.ref, False, Code.NOT_FOUND.value, msg=f"no {kind} {message.id}")
+        """A red-packet grab or a lottery entry from a viewer in its room."""
+        uid = viewer.user.uid
+        if isinstance(message, Grab):
+            result = await self.commerce.grab(message.id, uid, viewer.room_id)
+            return ack(message.ref, True, amount_fen=result.amount_fen, left=result.left)
+        watched_ms = int((time.monotonic() - viewer.joined_at) * 1000)
+        entries = await self.commerce.enter(
+            message.id, uid, room_id=viewer.room_id, watched_ms=watched_ms
+        )
+        return ack(message.ref, True, entries=entries)
 
 
 def _finished(task: asyncio.Task[Any]) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from commerce.ledger import Ledger
+from commerce.lottery_store import LotteryStore
+from commerce.redpacket_store import RedPacketStore
 from rooms.broker import Broker
 from rooms.danmaku_log import DanmakuLog
 from rooms.presence import Presence
@@ -28,6 +31,9 @@ class Engine:
     danmaku: DanmakuLog
     presence: Presence
     stats: RoomStats
+    packets: RedPacketStore
+    lotteries: LotteryStore
+    ledger: Ledger
     ping: Callable[[], Awaitable[bool]] = field(default=_always_ready)
     _close: Callable[[], Awaitable[None]] = field(default=_nothing)
 
@@ -40,6 +46,9 @@ class Engine:
 
 
 def memory_engine(history_size: int) -> Engine:
+    from commerce.ledger_memory import MemoryLedger
+    from commerce.lottery_store_memory import MemoryLotteryStore
+    from commerce.redpacket_store_memory import MemoryRedPacketStore
     from rooms.broker_memory import MemoryBroker
     from rooms.danmaku_log_memory import MemoryDanmakuLog
     from rooms.presence_memory import MemoryPresence
@@ -48,6 +57,8 @@ def memory_engine(history_size: int) -> Engine:
 
     broker = MemoryBroker()
     rooms = MemoryRoomStore()
+    # One ledger for both stores: a room's money events form one log.
+    ledger = MemoryLedger()
     return Engine(
         kind="memory",
         broker=broker,
@@ -55,12 +66,19 @@ def memory_engine(history_size: int) -> Engine:
         danmaku=MemoryDanmakuLog(rooms, broker, history_size),
         presence=MemoryPresence(),
         stats=MemoryRoomStats(),
+        packets=MemoryRedPacketStore(ledger),
+        lotteries=MemoryLotteryStore(ledger),
+        ledger=ledger,
     )
 
 
 def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
     import redis.asyncio as redis
 
+    from commerce.keys import CommerceKeys
+    from commerce.ledger_redis import RedisLedger
+    from commerce.lottery_store_redis import RedisLotteryStore
+    from commerce.redpacket_store_redis import RedisRedPacketStore
     from rooms.broker_redis import RedisBroker
     from rooms.danmaku_log_redis import RedisDanmakuLog
     from rooms.keys import RoomKeys
@@ -76,6 +94,7 @@ def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
     )
     client = redis.Redis.from_pool(pool)
     keys = RoomKeys(prefix)
+    money_keys = CommerceKeys(prefix)
 
     async def ping() -> bool:
         try:
@@ -93,6 +112,9 @@ def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
         danmaku=RedisDanmakuLog(client, keys, history_size),
         presence=RedisPresence(client, keys),
         stats=RedisRoomStats(client, keys),
+        packets=RedisRedPacketStore(client, money_keys),
+        lotteries=RedisLotteryStore(client, money_keys),
+        ledger=RedisLedger(client, money_keys),
         ping=ping,
         _close=close,
     )

@@ -148,7 +148,12 @@ class Hub:
     # -- joining and leaving -------------------------------------------------
 
     async def join(
-        self, viewer: Viewer, since: int | None, epoch: str | None, welcome: dict[str, Any]
+        self,
+        viewer: Viewer,
+        since: int | None,
+        epoch: str | None,
+        welcome: dict[str, Any],
+        snapshot: Callable[[str], Awaitable[dict[str, Any]]] | None = None,
     ) -> History:
         """Register a viewer, send its welcome with history, then let it receive batches.
 
@@ -168,6 +173,9 @@ class Hub:
             await asyncio.shield(room.subscribed)
             history = await self.danmaku.history(room.id, since, epoch, self.config.welcome_history)
             online = max(await self.presence.total(room.id), room.count() + len(room.joining))
+            if snapshot is not None:
+                # Read after subscribing, like the history: nothing announced is missed.
+                welcome.update(await snapshot(room.id))
         except BaseException:
             room.joining.discard(viewer)
             viewer.pending = None

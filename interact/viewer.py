@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING
 
 from interact.frames import OP_BINARY, OP_TEXT, deflate, frame
@@ -23,6 +24,7 @@ class Viewer:
     __slots__ = (
         "closing",
         "codec",
+        "joined_at",
         "pending",
         "room_id",
         "seen_seq",
@@ -55,6 +57,8 @@ class Viewer:
         # The last seq its welcome carried; None until the welcome is out.
         self.seen_seq: int | None = None
         self.closing = False
+        # For "watch N minutes" lotteries: the server counts, the client cannot claim.
+        self.joined_at = time.monotonic()
 
     @property
     def variant(self) -> tuple[Codec, int]:

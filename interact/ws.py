@@ -84,7 +84,13 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     viewer = Viewer(ws, transport, user, room.id, codec, ws.compress if ws.compress else 0)
     welcome = {"room": room.to_dict(), "user": user.to_dict()}
     try:
-        await ctx.hub.join(viewer, _query_int(query.get("since")), query.get("epoch"), welcome)
+        await ctx.hub.join(
+            viewer,
+            _query_int(query.get("since")),
+            query.get("epoch"),
+            welcome,
+            snapshot=ctx.commerce.snapshot,
+        )
     except Exception:
         log.warning("join of room %s failed", room.id, exc_info=True)
         ctx.metrics.handshakes.labels("error").inc()
@@ -133,6 +139,9 @@ async def _handle(ctx: Context, viewer: Viewer, data: str | bytes) -> dict[str, 
                 viewer.room_id, author, message.text, message.color, message.mode
             )
             ctx.metrics.comments.labels("accepted").inc()
+            # Awaited before the ack: a password comment followed at once by a grab
+            # must find the viewer eligible.
+            await ctx.commerce.on_comment(viewer.room_id, user.uid, message.text)
             return ack(message.ref, True, seq=appended.seq)
         if isinstance(message, Like):
             ctx.hub.add_like(viewer.room_id, message.n)

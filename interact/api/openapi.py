@@ -31,6 +31,9 @@ def _op(
 
 
 _S = {"type": "string"}
+_I = {"type": "integer"}
+_O = {"type": "object"}
+_B = {"type": "boolean"}
 
 
 def document() -> dict[str, Any]:
@@ -58,6 +61,41 @@ def document() -> dict[str, Any]:
         f"{room_path}/messages": {"post": _op("Publish a message", "operator", {"text": _S}, 201)},
         f"{room_path}/messages/{{seq}}": {
             "delete": _op("Retract a comment", "operator, the room's anchor", ok=204)
+        },
+        f"{room_path}/red-packets": {
+            "post": _op(
+                "Send a red packet",
+                "operator, the room's anchor",
+                {
+                    "total_fen": _I,
+                    "count": _I,
+                    "split": _S,
+                    "expires_in": _I,
+                    "opens_in": _I,
+                    "condition": _O,
+                },
+                201,
+            )
+        },
+        "/api/v1/red-packets/{packet_id}": {"get": _op("A red packet and its claims")},
+        "/api/v1/red-packets/{packet_id}/grab": {"post": _op("Grab a share")},
+        f"{room_path}/lotteries": {
+            "post": _op(
+                "Open a lottery",
+                "operator, the room's anchor",
+                {"prize": _O, "winners": _I, "condition": _O, "duration": _I, "new_first": _B},
+                201,
+            )
+        },
+        "/api/v1/lotteries/{lottery_id}": {"get": _op("A lottery, and its result once drawn")},
+        "/api/v1/lotteries/{lottery_id}/entries": {"post": _op("Enter a lottery", ok=201)},
+        "/api/v1/lotteries/{lottery_id}/draw": {
+            "post": _op("Draw now", "operator, the room's anchor")
+        },
+        f"{room_path}/ledger": {
+            "get": _op(
+                "The room's money events (claims, refunds, draws)", "operator, the room's anchor"
+            )
         },
         "/healthz": {"get": _op("Process is up")},
         "/readyz": {"get": _op("Engine reachable")},
