@@ -34,6 +34,9 @@ from rooms.stats import RoomStats
 
 log = logging.getLogger("interact.hub")
 
+# Flushes a welcomed viewer may wait for comments its history holds to come through.
+PROMOTE_AFTER_FLUSHES = 3
+
 
 @dataclass(frozen=True, slots=True)
 class HubConfig:
@@ -56,6 +59,7 @@ class LocalRoom:
         "joining",
         "like_sent",
         "like_total",
+        "max_seq",
         "online",
         "online_sent",
         "pending_likes",
@@ -69,6 +73,7 @@ class LocalRoom:
         self.joining: set[Viewer] = set()
         self.queue: list[Out] = []
         self.dm_count = 0
+        self.max_seq = 0  # highest comment seq received from the broker
         self.like_total = 0
         self.like_sent = 0
         self.pending_likes = 0
@@ -192,10 +197,10 @@ class Hub:
         )
         viewer.send([Out({"t": "welcome", **welcome})])
         viewer.seen_seq = history.seq
-        if not room.queue:
-            self._promote(room, viewer)
-        # else: comments already queued for the next flush may be in the history too;
-        # that flush hands them to the viewer's pending list, filters, then promotes it.
+        # Promotion waits for a flush: comments in the history may still be on their way
+        # through the broker (another connection than the history read); they reach the
+        # viewer's pending list and are filtered out there, not sent twice.
+        self._dirty.add(room.id)
         return history
 
     def _promote(self, room: LocalRoom, viewer: Viewer) -> None:
@@ -245,6 +250,9 @@ class Hub:
             room.queue.append(out)
             if out.is_danmaku:
                 room.dm_count += 1
+                seq = out.obj.get("seq")
+                if isinstance(seq, int) and seq > room.max_seq:
+                    room.max_seq = seq
         self._dirty.add(room_id)
 
     def add_like(self, room_id: str, n: int) -> None:
@@ -312,7 +320,13 @@ class Hub:
         if outs:
             self._fanout(room, outs, now)
         for v in welcomed:
-            self._promote(room, v)
+            if room.max_seq >= (v.seen_seq or 0) or v.waited >= PROMOTE_AFTER_FLUSHES:
+                self._promote(room, v)
+            else:
+                # Older comments only come from before this process subscribed: wait a
+                # few ticks for any still in flight, then let the viewer in regardless.
+                v.waited += 1
+                self._dirty.add(room.id)
 
     def _fanout(self, room: LocalRoom, outs: list[Out], now: float) -> None:
         has_dm = False
@@ -345,12 +359,13 @@ class Hub:
                     frames += 1
                     bytes_out += len(full)
                     continue
-                if size > cfg.hard_buffer_bytes:
-                    if v.slow_since is None:
-                        v.slow_since = now
-                    elif now - v.slow_since > cfg.slow_grace:
-                        to_close.append(v)
-                        continue
+                if size <= cfg.hard_buffer_bytes:
+                    v.slow_since = None  # the grace counts continuous time past the hard limit
+                elif v.slow_since is None:
+                    v.slow_since = now
+                elif now - v.slow_since > cfg.slow_grace:
+                    to_close.append(v)
+                    continue
                 if not has_dm:
                     data = full
                 elif priority:

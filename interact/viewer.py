@@ -31,6 +31,7 @@ class Viewer:
         "slow_since",
         "transport",
         "user",
+        "waited",
         "wbits",
         "ws",
     )
@@ -56,6 +57,7 @@ class Viewer:
         self.pending: list[Out] | None = None
         # The last seq its welcome carried; None until the welcome is out.
         self.seen_seq: int | None = None
+        self.waited = 0  # flushes spent welcomed but not yet promoted
         self.closing = False
         # For "watch N minutes" lotteries: the server counts, the client cannot claim.
         self.joined_at = time.monotonic()
