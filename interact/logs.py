@@ -41,3 +41,5 @@ def setup(level: str = "info", fmt: str = "json") -> None:
     root.setLevel(level.upper())
     # aiohttp's per-request access log is noise at our request rates.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # urllib3 logs full request URLs at DEBUG, and WeChat URLs carry secrets and tokens.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)

@@ -18,6 +18,10 @@ Endpoints (answers shaped like the real ones: success has no ``errcode``; errors
   stay valid for five more minutes, as on WeChat).
 - ``GET /sns/jscode2session`` – mini-program login; codes from :meth:`FakeWeChat.issue_code`
   work once and expire after ``code_ttl`` seconds.
+- ``POST /wxa/msg_sec_check`` – content security v2 (needs an access token; ``version`` 2,
+  ``scene`` 1–4, ``openid`` and ``content`` of at most 2,500 chars, else 47001). Content
+  containing a key of :attr:`FakeWeChat.sec_rules` gets that suggestion (``risky`` beats
+  ``review``), anything else ``pass``; busy or slow answers via :meth:`FakeWeChat.fail_next`.
 
 Adding endpoints (content security, WeChat Pay, ...): add a ``(method, path, handler name)``
 row to :attr:`FakeWeChat.ROUTES` and a handler method, or call :meth:`FakeWeChat.add_route`
@@ -55,6 +59,10 @@ JSON = "application/json"
 TEXT_PLAIN = "text/plain"
 
 TOKEN_GRACE = 300.0  # seconds an older access token stays valid after a new one is issued
+
+SEC_MAX_CONTENT = 2500  # msg_sec_check v2 content limit
+SEC_LABEL = 20001  # label of a rule given as a bare suggestion
+SEC_RANK = {"pass": 0, "review": 1, "risky": 2}
 
 
 def _random(chars: str, n: int) -> str:
@@ -120,6 +128,7 @@ class FakeWeChat:
     ROUTES: ClassVar[tuple[tuple[str, str, str], ...]] = (
         ("GET", "/cgi-bin/token", "handle_token"),
         ("GET", "/sns/jscode2session", "handle_jscode2session"),
+        ("POST", "/wxa/msg_sec_check", "handle_msg_sec_check"),
         ("POST", "/_fake/codes", "handle_fake_issue_code"),
         ("GET", "/_fake/calls", "handle_fake_calls"),
     )
@@ -144,6 +153,8 @@ class FakeWeChat:
         # switches
         self.rate_limited = False  # jscode2session answers 45011
         self.risky_openids: set[str] = set()  # jscode2session answers 40226 for these
+        # msg_sec_check: substring -> "risky" / "review", or (suggest, label)
+        self.sec_rules: dict[str, str | tuple[str, int]] = {}
 
         # state
         self.codes: dict[str, IssuedCode] = {}
@@ -361,6 +372,60 @@ class FakeWeChat:
         if issued.unionid is not None:
             answer["unionid"] = issued.unionid
         return self.reply(answer, content_type=TEXT_PLAIN)
+
+    async def handle_msg_sec_check(self, request: web.Request) -> web.Response:
+        refused = self.check_access_token(request)
+        if refused is not None:
+            return refused
+        try:
+            data = json.loads(await request.read())
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            return self.error(47001, "data format error")
+        version, scene = data.get("version"), data.get("scene")
+        openid, content = data.get("openid"), data.get("content")
+        if (
+            version != 2
+            or type(scene) is not int
+            or not 1 <= scene <= 4
+            or not isinstance(openid, str)
+            or not openid
+            or not isinstance(content, str)
+            or not content
+            or len(content) > SEC_MAX_CONTENT
+        ):
+            return self.error(47001, "data format error")
+        suggest, label, keyword = "pass", 100, None
+        for word, rule in self.sec_rules.items():
+            if word not in content:
+                continue
+            rule_suggest, rule_label = rule if isinstance(rule, tuple) else (rule, SEC_LABEL)
+            if SEC_RANK[rule_suggest] > SEC_RANK[suggest]:
+                suggest, label, keyword = rule_suggest, rule_label, word
+        detail: list[dict[str, Any]] = [
+            {"strategy": "content_model", "errcode": 0, "suggest": suggest, "label": label}
+        ]
+        if keyword is not None:
+            detail.append(
+                {
+                    "strategy": "keyword",
+                    "errcode": 0,
+                    "suggest": suggest,
+                    "label": label,
+                    "level": 90,
+                    "keyword": keyword,
+                }
+            )
+        return self.reply(
+            {
+                "errcode": 0,
+                "errmsg": "ok",
+                "result": {"suggest": suggest, "label": label},
+                "detail": detail,
+                "trace_id": f"{secrets.token_hex(4)}-{secrets.token_hex(6)}",
+            }
+        )
 
     # --- control endpoints (for a fake running in another process) ------------------
 
