@@ -88,6 +88,11 @@ class MemoryLotteryStore:
         lot = self._find(lottery_id)
         return None if lot is None else self._view(lot)
 
+    async def entrants(self, lottery_id: str) -> list[str]:
+        """The entrant uids, sorted (empty for an unknown lottery)."""
+        lot = self._find(lottery_id)
+        return [] if lot is None else sorted(lot.entries)
+
     async def open_in_room(self, room_id: str) -> list[LotteryView]:
         lots = [self._lotteries[lid] for lid in self._open.get(room_id, ())]
         lots.sort(key=lambda lot: (lot.meta.created_at, lot.meta.id))

@@ -126,6 +126,13 @@ class RedisLotteryStore:
         rec = {f: _text(v) for f, v in zip(_VIEW_FIELDS, values, strict=True) if v is not None}
         return _view(rec, int(entries))
 
+    async def entrants(self, lottery_id: str) -> list[str]:
+        """The entrant uids, sorted (empty for an unknown lottery)."""
+        if room_of(lottery_id) is None:
+            return []
+        raw = await self._client.smembers(self._keys.lottery_entries(lottery_id))
+        return sorted(_text(r) for r in raw)
+
     async def open_in_room(self, room_id: str) -> list[LotteryView]:
         raw = await self._client.smembers(self._keys.lotteries_open(room_id))
         views = [v for v in [await self.get(_text(r)) for r in sorted(raw)] if v is not None]

@@ -48,6 +48,7 @@ MIN_DURATION_S = 1
 MAX_DURATION_S = 999 * 60
 MAX_WINNERS = 10_000
 DRAW_LEASE_MS = 30_000
+MAX_PASSWORD_LEN = 20
 # Open password items of a room are cached this long, so a comment costs no Redis call.
 PASSWORD_CACHE_S = 1.0
 
@@ -107,7 +108,7 @@ def packet_body(view: PacketView) -> dict[str, Any]:
         "opens_at": p.opens_at,
         "expires_at": p.expires_at,
         "created_at": p.created_at,
-        "condition": None if p.condition is None else {"kind": "password"},
+        "condition": None if p.condition is None else {"kind": "password", "password": p.condition},
         "refund": None if view.refund is None else {
             "amount_fen": view.refund.amount_fen, "shares": view.refund.shares},
         "luckiest": None if view.luckiest is None else {
@@ -126,6 +127,7 @@ def lottery_message(view: LotteryView) -> dict[str, Any]:
         "condition": lot.condition.to_dict(),
         "draw_at": lot.draw_at,
         "commit": lot.commit,
+        "new_first": lot.new_first,
         "entries": view.entries,
     }
 
@@ -255,7 +257,9 @@ class CommerceService:
         duration: object,
         new_first: object = False,
     ) -> LotteryView:
-        if isinstance(prize, str) and prize.strip():
+        if isinstance(prize, str):
+            if not prize.strip():
+                raise BadRequest("prize must be a title or an object with title and kind")
             parsed_prize = Prize(title=prize.strip(), kind=PrizeKind.GOODS)
         else:
             parsed_prize = Prize.from_dict(prize)
@@ -263,6 +267,12 @@ class CommerceService:
             raise BadRequest(f"winners must be an integer from 1 to {MAX_WINNERS}")
         parsed_condition = Condition.from_dict(condition)
         seconds = _seconds(duration, "duration", MIN_DURATION_S, MAX_DURATION_S)
+        if parsed_condition.kind is ConditionKind.PASSWORD:
+            parsed_condition = Condition(ConditionKind.PASSWORD, password=_password(condition))
+        if parsed_condition.kind is ConditionKind.WATCH and (
+            (parsed_condition.minutes or 0) * 60 > seconds
+        ):
+            raise BadRequest("watch minutes must fit within the lottery's duration")
         if not isinstance(new_first, bool):
             raise BadRequest("new_first must be true or false")
         secret = new_secret()
@@ -283,6 +293,13 @@ class CommerceService:
         self._passwords.pop(room_id, None)
         await self._publish(room_id, lottery_message(view))
         return view
+
+    async def entrants(self, lottery_id: str) -> list[str]:
+        """The entrant list, published once drawn so anyone can re-run the draw."""
+        view = await self.get_lottery(lottery_id)
+        if view.status is not LotteryStatus.DRAWN:
+            raise Conflict("entrants are published once the lottery is drawn")
+        return await self.lotteries.entrants(lottery_id)
 
     async def get_lottery(self, lottery_id: str) -> LotteryView:
         view = await self.lotteries.get(lottery_id)
@@ -309,7 +326,7 @@ class CommerceService:
             needed = (cond.minutes or 0) * 60_000
             if watched_ms is None or watched_ms < needed:
                 raise Forbidden(
-                    f"watch the room for {cond.minutes} minutes first",
+                    f"watch the room for {cond.minutes} minute(s) first",
                     watched_ms=watched_ms or 0,
                 )
         return await self._enter(lottery_id, uid)
@@ -442,8 +459,9 @@ def _password(condition: object) -> str | None:
         return None
     parsed = Condition.from_dict(condition)
     if parsed.kind is not ConditionKind.PASSWORD:
-        raise BadRequest("a red packet's condition can only be a password")
+        raise BadRequest("this condition can only be a password")
     password = (parsed.password or "").strip()
-    if len(password) > 20:
-        raise BadRequest("the password must be at most 20 characters")
+    if len(password) > MAX_PASSWORD_LEN:
+        # It is typed as a comment, so it must fit in one.
+        raise BadRequest(f"the password must be at most {MAX_PASSWORD_LEN} characters")
     return password

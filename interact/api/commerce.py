@@ -8,8 +8,9 @@ from commerce.ids import room_of
 from commerce.service import lottery_body, packet_body
 from interact.api.common import body, caller, ctx, json_response, query_int
 from interact.api.rooms import STAFF, _room_for_staff
-from interact.errors import Forbidden, NotFound
+from interact.errors import BadRequest, Conflict, Forbidden, NotFound
 from interact.tokens import Role, User
+from rooms.models import Room, RoomStatus
 
 routes = web.RouteTableDef()
 
@@ -24,10 +25,18 @@ async def _staff_of_entity(request: web.Request, user: User, entity_id: str) -> 
         raise Forbidden("only an operator or the room's anchor may do this")
 
 
+async def _open_room_for_staff(request: web.Request, user: User) -> Room:
+    """The caller's room, refusing an ended one: nobody is left to grab or enter."""
+    room = await _room_for_staff(request, user)
+    if room.status is RoomStatus.ENDED:
+        raise Conflict("the room has ended")
+    return room
+
+
 @routes.post("/rooms/{room_id}/red-packets")
 async def create_packet(request: web.Request) -> web.Response:
     user = caller(request, *STAFF)
-    room = await _room_for_staff(request, user)
+    room = await _open_room_for_staff(request, user)
     data = await body(request)
     view = await ctx(request).commerce.create_packet(
         room.id,
@@ -60,7 +69,7 @@ async def grab_packet(request: web.Request) -> web.Response:
 @routes.post("/rooms/{room_id}/lotteries")
 async def create_lottery(request: web.Request) -> web.Response:
     user = caller(request, *STAFF)
-    room = await _room_for_staff(request, user)
+    room = await _open_room_for_staff(request, user)
     data = await body(request)
     view = await ctx(request).commerce.create_lottery(
         room.id,
@@ -88,6 +97,14 @@ async def enter_lottery(request: web.Request) -> web.Response:
     return json_response({"id": lottery_id, "entries": entries}, status=201)
 
 
+@routes.get("/lotteries/{lottery_id}/entries")
+async def lottery_entrants(request: web.Request) -> web.Response:
+    caller(request)
+    lottery_id = request.match_info["lottery_id"]
+    uids = await ctx(request).commerce.entrants(lottery_id)
+    return json_response({"id": lottery_id, "entrants": uids})
+
+
 @routes.post("/lotteries/{lottery_id}/draw")
 async def draw_lottery(request: web.Request) -> web.Response:
     user = caller(request, *STAFF)
@@ -106,7 +123,7 @@ async def read_ledger(request: web.Request) -> web.Response:
     try:
         events = await ctx(request).engine.ledger.read(room.id, after, count)
     except ValueError:
-        raise NotFound("no such ledger position") from None
+        raise BadRequest("'after' must be an id from a previous page") from None
     return json_response(
         {
             "events": [{"id": event_id, **event} for event_id, event in events],

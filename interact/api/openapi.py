@@ -88,7 +88,10 @@ def document() -> dict[str, Any]:
             )
         },
         "/api/v1/lotteries/{lottery_id}": {"get": _op("A lottery, and its result once drawn")},
-        "/api/v1/lotteries/{lottery_id}/entries": {"post": _op("Enter a lottery", ok=201)},
+        "/api/v1/lotteries/{lottery_id}/entries": {
+            "post": _op("Enter a lottery", ok=201),
+            "get": _op("The entrant uids, once drawn (to re-run the draw)"),
+        },
         "/api/v1/lotteries/{lottery_id}/draw": {
             "post": _op("Draw now", "operator, the room's anchor")
         },

@@ -489,3 +489,11 @@ async def test_redis_keys_carry_the_room_hash_tag(
     # record, entries, the room's undrawn set is gone once empty, prior winners, ledger
     assert len(per_room) == 4, keys
     assert all(k.count("{") == 1 and "{r1}" in k for k in per_room), keys
+
+
+async def test_entrants_are_listed_sorted(stores: Stores) -> None:
+    lot, _ = await created(stores)
+    await enter_all(stores, lot.id, ["c", "a", "b"])
+    assert await stores.lotteries.entrants(lot.id) == ["a", "b", "c"]
+    assert await stores.lotteries.entrants("nope") == []
+    assert await stores.lotteries.entrants("r1.ltmissing") == []

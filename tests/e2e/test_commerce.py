@@ -193,8 +193,10 @@ async def test_lottery_enter_draw_prove_and_verify(
     result = await viewers[5].next("lot_result", timeout=5)
     assert result["id"] == lid and len(result["winners"]) == 2 and result["entries"] == 5
     proof = result["proof"]
+    status, listed = await operator.call("GET", f"/api/v1/lotteries/{lid}/entries")
+    assert status == 200 and listed["entrants"] == [f"e{i}" for i in range(5)]
     entries = tmp_path / "entries.txt"
-    entries.write_text("\n".join(f"e{i}" for i in range(5)) + "\n")
+    entries.write_text("\n".join(listed["entrants"]) + "\n")
     check = await asyncio.to_thread(
         subprocess.run,
         [
@@ -281,6 +283,8 @@ async def test_lottery_conditions_and_unused_prizes(
             "duration": 600,
         },
     )
+    status, _ = await operator.call("GET", f"/api/v1/lotteries/{pw['id']}/entries")
+    assert status == 409  # entrants are published only once drawn
     await v.send({"t": "enter", "id": pw["id"], "ref": "click"})
     assert (await v.ack("click"))["code"] == "forbidden"
     await v.send({"t": "enter", "id": watch["id"], "ref": "watch"})
@@ -296,6 +300,14 @@ async def test_lottery_conditions_and_unused_prizes(
         {"prize": "x", "winners": 0, "condition": {"kind": "enter"}, "duration": 10},
         {"prize": "x", "winners": 1, "condition": {"kind": "follow"}, "duration": 10},
         {"prize": "x", "winners": 1, "condition": {"kind": "enter"}, "duration": 0},
+        {"prize": "", "winners": 1, "condition": {"kind": "enter"}, "duration": 10},
+        {"prize": "x", "winners": 1, "condition": {"kind": "watch", "minutes": 5}, "duration": 60},
+        {
+            "prize": "x",
+            "winners": 1,
+            "condition": {"kind": "password", "password": "x" * 21},
+            "duration": 60,
+        },
         {
             "prize": {"title": "cash", "kind": "cash"},
             "winners": 1,
@@ -306,3 +318,23 @@ async def test_lottery_conditions_and_unused_prizes(
         status, _ = await operator.call("POST", f"/api/v1/rooms/{rid}/lotteries", bad)
         assert status == 400, bad
     await v.close()
+
+
+async def test_nothing_is_sent_into_an_ended_room(operator: Api) -> None:
+    room = await operator.live_room()
+    rid = room["id"]
+    await operator.call("POST", f"/api/v1/rooms/{rid}/end")
+    status, body = await operator.call(
+        "POST", f"/api/v1/rooms/{rid}/red-packets", {"total_fen": 100, "count": 1}
+    )
+    assert status == 409 and body["error"]["code"] == "conflict"
+    status, _ = await operator.call(
+        "POST",
+        f"/api/v1/rooms/{rid}/lotteries",
+        {"prize": "x", "winners": 1, "condition": {"kind": "enter"}, "duration": 60},
+    )
+    assert status == 409
+    _, ledger = await operator.call("GET", f"/api/v1/rooms/{rid}/ledger")
+    assert ledger["events"] == []
+    status, _ = await operator.call("GET", f"/api/v1/rooms/{rid}/ledger?after=garbage")
+    assert status == 400
