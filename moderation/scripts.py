@@ -1,0 +1,18 @@
+"""Lua scripts of the moderation package: ``moderation/lua/<name>.lua``, via ``rooms.scripts``."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from rooms import scripts
+
+
+def register(client: Redis, name: str) -> AsyncScript:
+    """A callable script; redis-py runs it by EVALSHA and reloads it after a Redis restart."""
+    return scripts.register(client, name, package="moderation")
+
+
+def text(value: bytes | str) -> str:
+    """A reply from a client that does not decode responses, as ``str``."""
+    return value.decode() if isinstance(value, bytes) else value
