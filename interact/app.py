@@ -8,7 +8,8 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -18,8 +19,10 @@ from interact.api.middleware import errors
 from interact.config import Config
 from interact.context import Context
 from interact.engine import Engine, memory_engine, redis_engine
+from interact.errors import Close
 from interact.hub import Hub, HubConfig
 from interact.metrics import Metrics
+from interact.moderation_setup import WordListSync, build_moderation
 from interact.wechat_login import WeChatLogin
 from interact.ws import ws_handler
 from rooms.service import RoomService
@@ -55,19 +58,31 @@ async def _sweep(commerce: CommerceService, interval: float) -> None:
             log.warning("sweep failed", exc_info=True)
 
 
+def _control_handler(hub: Hub) -> Callable[[dict[str, Any]], None]:
+    def on_control(message: dict[str, Any]) -> None:
+        if message.get("t") == "ban" and isinstance(message.get("uid"), str):
+            hub.close_user(message["uid"], Close.BANNED, b"banned")
+
+    return on_control
+
+
 def _context(config: Config):  # type: ignore[no-untyped-def]
     async def context(app: web.Application) -> AsyncIterator[None]:
         engine = build_engine(config)
         await engine.start()
         metrics = Metrics()
+        moderation = build_moderation(config, engine, metrics)
+        words_sync = WordListSync(engine, moderation)
         service = RoomService(
             rooms=engine.rooms,
             danmaku=engine.danmaku,
             broker=engine.broker,
             presence=engine.presence,
             stats=engine.stats,
+            policy=moderation,
             max_text_len=config.max_text_len,
         )
+        moderation.retract = service.retract
         node = node_id()
         hub = Hub(
             broker=engine.broker,
@@ -103,19 +118,30 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
             engine=engine,
             service=service,
             commerce=commerce,
+            moderation=moderation,
+            words_sync=words_sync,
             hub=hub,
             metrics=metrics,
             node_id=node,
             wechat=wechat,
         )
+        hub.on_control = _control_handler(hub)
         await hub.start()
-        sweeper = asyncio.create_task(_sweep(commerce, config.sweep_interval), name="sweeper")
+        loops = [
+            asyncio.create_task(_sweep(commerce, config.sweep_interval), name="sweeper"),
+            asyncio.create_task(words_sync.run(), name="word-list"),
+        ]
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in loops:
+                task.cancel()
+            for task in loops:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await moderation.close()
+            if moderation.security is not None:
+                await moderation.security.close()
             await hub.close()
             await engine.close()
             if wechat is not None:

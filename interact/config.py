@@ -39,6 +39,22 @@ class Config:
     slow_grace: float = 5.0
     compression: bool = True
     shutdown_grace: float = 5.0
+    rate_per_s: float = 1.0
+    rate_burst: int = 3
+    repeat_window: float = 5.0
+    room_cap_per_s: int = 0
+    escalate_after: int = 3
+    escalate_window: float = 600.0
+    escalate_mute: float = 600.0
+    breaker_share: float = 0.2
+    breaker_window: float = 30.0
+    breaker_min_comments: int = 20
+    auto_slow_mode: int = 10
+    auto_slow_cooldown: float = 300.0
+    words_file: str = ""
+    content_security: bool = False
+    content_security_timeout: float = 1.5
+    content_security_per_minute: int = 4000
     max_packet_fen: int = 2_000_000
     sweep_interval: float = 0.5
     wechat_appid: str = ""
@@ -106,6 +122,22 @@ HELP: dict[str, str] = {
     "slow_grace": "seconds a viewer may stay above the hard limit",
     "compression": "negotiate permessage-deflate when the client offers it",
     "shutdown_grace": "seconds to wait for connections to finish on shutdown",
+    "rate_per_s": "comments per second a viewer may send in a room (sustained)",
+    "rate_burst": "comments a viewer may send at once before the rate applies",
+    "repeat_window": "seconds within which the same text from the same viewer is a repeat",
+    "room_cap_per_s": "accepted comments per room per second over all viewers (0 = no cap)",
+    "escalate_after": "refused comments within escalate_window that mute a viewer",
+    "escalate_window": "seconds over which refusals are counted for escalation",
+    "escalate_mute": "seconds of the automatic mute",
+    "breaker_share": "share of refused comments that switches a room to slow mode",
+    "breaker_window": "seconds over which the refused share is measured",
+    "breaker_min_comments": "comments in the window before the breaker may trip",
+    "auto_slow_mode": "seconds between comments in automatic slow mode",
+    "auto_slow_cooldown": "seconds until automatic slow mode lifts",
+    "words_file": "word list loaded at start (word<TAB>action<TAB>category; [allow])",
+    "content_security": "check comments with WeChat msgSecCheck in flight (needs WeChat)",
+    "content_security_timeout": "seconds before a msgSecCheck call is given up",
+    "content_security_per_minute": "msgSecCheck calls per minute for this process",
     "max_packet_fen": "largest red packet, fen (default 20,000 yuan)",
     "sweep_interval": "seconds between sweeps for expired red packets and due lotteries",
     "wechat_appid": "mini-program app id (enables POST /api/v1/auth/wechat)",

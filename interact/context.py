@@ -16,9 +16,11 @@ from interact.config import Config
 from interact.engine import Engine
 from interact.hub import Hub
 from interact.metrics import Metrics
+from interact.moderation_setup import WordListSync
 from interact.protocol import Enter, Grab, ack
 from interact.viewer import Viewer
 from interact.wechat_login import WeChatLogin
+from moderation.service import ModerationService
 from rooms.service import RoomService
 
 log = logging.getLogger("interact")
@@ -32,6 +34,8 @@ class Context:
     engine: Engine
     service: RoomService
     commerce: CommerceService
+    moderation: ModerationService
+    words_sync: WordListSync
     hub: Hub
     metrics: Metrics
     node_id: str

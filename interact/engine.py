@@ -8,6 +8,12 @@ from dataclasses import dataclass, field
 from commerce.ledger import Ledger
 from commerce.lottery_store import LotteryStore
 from commerce.redpacket_store import RedPacketStore
+from moderation.moderation_log import ModerationLog
+from moderation.mute_store import MuteStore
+from moderation.rate_limiter import RateLimiter
+from moderation.review_queue import ReviewQueue
+from moderation.room_settings import ModerationSettings
+from moderation.word_store import WordListStore
 from rooms.broker import Broker
 from rooms.danmaku_log import DanmakuLog
 from rooms.presence import Presence
@@ -34,6 +40,12 @@ class Engine:
     packets: RedPacketStore
     lotteries: LotteryStore
     ledger: Ledger
+    limiter: RateLimiter
+    mutes: MuteStore
+    modlog: ModerationLog
+    review: ReviewQueue
+    mod_settings: ModerationSettings
+    words: WordListStore
     ping: Callable[[], Awaitable[bool]] = field(default=_always_ready)
     _close: Callable[[], Awaitable[None]] = field(default=_nothing)
 
@@ -49,6 +61,12 @@ def memory_engine(history_size: int) -> Engine:
     from commerce.ledger_memory import MemoryLedger
     from commerce.lottery_store_memory import MemoryLotteryStore
     from commerce.redpacket_store_memory import MemoryRedPacketStore
+    from moderation.moderation_log_memory import MemoryModerationLog
+    from moderation.mute_store_memory import MemoryMuteStore
+    from moderation.rate_limiter_memory import MemoryRateLimiter
+    from moderation.review_queue_memory import MemoryReviewQueue
+    from moderation.room_settings_memory import MemoryModerationSettings
+    from moderation.word_store import MemoryWordListStore
     from rooms.broker_memory import MemoryBroker
     from rooms.danmaku_log_memory import MemoryDanmakuLog
     from rooms.presence_memory import MemoryPresence
@@ -69,6 +87,12 @@ def memory_engine(history_size: int) -> Engine:
         packets=MemoryRedPacketStore(ledger),
         lotteries=MemoryLotteryStore(ledger),
         ledger=ledger,
+        limiter=MemoryRateLimiter(),
+        mutes=MemoryMuteStore(),
+        modlog=MemoryModerationLog(),
+        review=MemoryReviewQueue(),
+        mod_settings=MemoryModerationSettings(),
+        words=MemoryWordListStore(),
     )
 
 
@@ -79,6 +103,13 @@ def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
     from commerce.ledger_redis import RedisLedger
     from commerce.lottery_store_redis import RedisLotteryStore
     from commerce.redpacket_store_redis import RedisRedPacketStore
+    from moderation.keys import ModerationKeys
+    from moderation.moderation_log_redis import RedisModerationLog
+    from moderation.mute_store_redis import RedisMuteStore
+    from moderation.rate_limiter_redis import RedisRateLimiter
+    from moderation.review_queue_redis import RedisReviewQueue
+    from moderation.room_settings_redis import RedisModerationSettings
+    from moderation.word_store_redis import RedisWordListStore
     from rooms.broker_redis import RedisBroker
     from rooms.danmaku_log_redis import RedisDanmakuLog
     from rooms.keys import RoomKeys
@@ -95,6 +126,7 @@ def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
     client = redis.Redis.from_pool(pool)
     keys = RoomKeys(prefix)
     money_keys = CommerceKeys(prefix)
+    mod_keys = ModerationKeys(prefix)
 
     async def ping() -> bool:
         try:
@@ -115,6 +147,12 @@ def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
         packets=RedisRedPacketStore(client, money_keys),
         lotteries=RedisLotteryStore(client, money_keys),
         ledger=RedisLedger(client, money_keys),
+        limiter=RedisRateLimiter(client, mod_keys),
+        mutes=RedisMuteStore(client, mod_keys),
+        modlog=RedisModerationLog(client, mod_keys),
+        review=RedisReviewQueue(client, mod_keys),
+        mod_settings=RedisModerationSettings(client, mod_keys),
+        words=RedisWordListStore(client, mod_keys),
         ping=ping,
         _close=close,
     )

@@ -27,7 +27,7 @@ from interact.metrics import Metrics
 from interact.outbound import Out, encode_outs
 from interact.protocol import Codec
 from interact.viewer import Viewer, build_frame
-from rooms.broker import Broker
+from rooms.broker import CONTROL_ROOM, Broker
 from rooms.danmaku_log import DanmakuLog, History
 from rooms.presence import Presence
 from rooms.stats import RoomStats
@@ -118,11 +118,14 @@ class Hub:
         self._loops: list[asyncio.Task[None]] = []
         self._closed = False
         self.draining = False
+        # Messages on the control pseudo-room (bans, word lists) go here, not to viewers.
+        self.on_control: Callable[[dict[str, Any]], None] | None = None
         broker.set_handler(self.on_message)
 
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.broker.subscribe(CONTROL_ROOM)
         self._loops = [
             asyncio.create_task(self._ticker(), name="hub-ticker"),
             asyncio.create_task(self._online_loop(), name="hub-online"),
@@ -236,12 +239,19 @@ class Hub:
     def on_message(self, room_id: str, payload: bytes) -> None:
         """Broker handler: queue one room event for the next flush."""
         room = self.rooms.get(room_id)
-        if room is None:
+        if room is None and room_id != CONTROL_ROOM:
             return
         try:
             out = Out.from_json(payload)
         except orjson.JSONDecodeError:
             log.warning("dropped an undecodable broker message for room %s", room_id)
+            return
+        if room is None:
+            if self.on_control is not None:
+                self.on_control(out.obj)
+            return
+        if "to" in out.obj:
+            self._send_to_roles(room, out)
             return
         kind = out.kind
         if kind == "like":
@@ -254,6 +264,25 @@ class Hub:
                 if isinstance(seq, int) and seq > room.max_seq:
                     room.max_seq = seq
         self._dirty.add(room_id)
+
+    def _send_to_roles(self, room: LocalRoom, out: Out) -> None:
+        """A message for some roles only (staff alerts): rare, so sent one by one."""
+        roles = out.obj.get("to")
+        if not isinstance(roles, list):
+            return
+        for viewer in room.viewers():
+            if viewer.user.role.value in roles:
+                viewer.send([out])
+
+    def close_user(self, uid: str, code: int, message: bytes) -> int:
+        """Close every connection of ``uid`` in this process; returns how many."""
+        closed = 0
+        for room in self.rooms.values():
+            for viewer in [*room.viewers(), *room.joining]:
+                if viewer.user.uid == uid:
+                    viewer.close(code, message)
+                    closed += 1
+        return closed
 
     def add_like(self, room_id: str, n: int) -> None:
         """Count a viewer's likes; they are added to the room's total once per tick."""

@@ -40,7 +40,10 @@ class Metrics:
             "interact_handshakes", "WebSocket handshakes by outcome", ["outcome"], registry=r
         )
         self.moderation = Counter(
-            "interact_moderation_verdicts", "Moderation verdicts", ["action"], registry=r
+            "interact_moderation_verdicts",
+            "Moderation verdicts by action and category",
+            ["action", "category"],
+            registry=r,
         )
 
     def render(self) -> bytes:

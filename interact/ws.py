@@ -26,7 +26,7 @@ from interact.protocol import (
 )
 from interact.viewer import Viewer
 from rooms.models import valid_room_id
-from rooms.service import Author
+from rooms.service import Author, Held
 
 log = logging.getLogger("interact.ws")
 
@@ -72,6 +72,10 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     except InteractError:
         ctx.metrics.handshakes.labels("unauthorized").inc()
         await ws.close(code=Close.UNAUTHORIZED, message=b"unauthorized")
+        return ws
+    if await ctx.moderation.banned(user.uid):
+        ctx.metrics.handshakes.labels("banned").inc()
+        await ws.close(code=Close.BANNED, message=b"banned")
         return ws
     room = await ctx.service.rooms.get(room_id) if valid_room_id(room_id) else None
     if room is None:
@@ -138,6 +142,9 @@ async def _handle(ctx: Context, viewer: Viewer, data: str | bytes) -> dict[str, 
             appended = await ctx.service.comment(
                 viewer.room_id, author, message.text, message.color, message.mode
             )
+            if isinstance(appended, Held):
+                ctx.metrics.comments.labels("held").inc()
+                return ack(message.ref, True, held=True)
             ctx.metrics.comments.labels("accepted").inc()
             # Awaited before the ack: a password comment followed at once by a grab
             # must find the viewer eligible.

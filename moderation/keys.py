@@ -78,3 +78,7 @@ class ModerationKeys:
     def verdicts(self, room_id: str) -> str:
         """Hash: ``t<second>`` / ``r<second>`` -> comments checked / refused in that second."""
         return f"{self._room(room_id)}:verdicts"
+
+    def words(self) -> str:
+        """Hash: the operators' word list (``data``, JSON) and its ``version``."""
+        return f"{self.prefix}modwords"

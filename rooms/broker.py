@@ -18,6 +18,10 @@ from typing import Protocol
 
 Handler = Callable[[str, bytes], None]
 
+# A pseudo-room every process subscribes to, for messages to all processes (bans, word
+# lists). Generated room ids start with "r", so it never names a real room.
+CONTROL_ROOM = "_control"
+
 
 class Broker(Protocol):
     def set_handler(self, handler: Handler) -> None: ...

@@ -39,6 +39,13 @@ def new_room_id() -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Held:
+    """A comment waiting in the review queue instead of the room."""
+
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Author:
     uid: str
     nick: str
@@ -103,17 +110,29 @@ class RoomService:
 
     async def comment(
         self, room_id: str, author: Author, text: str, color: int | None, mode: str | None
-    ) -> Appended:
-        """Validate, moderate, log and publish a viewer's comment."""
+    ) -> Appended | Held:
+        """Validate, moderate, log and publish a viewer's comment (or hold it for review)."""
         clean = validate_comment(text, color, mode, max_len=self.max_text_len)
-        verdict = await self.policy.check_comment(room_id, author.uid, clean.text)
+        verdict = await self.policy.check_comment(room_id, author.uid, author.role, clean.text)
         if verdict.action is Action.REJECT:
             code = Code(verdict.code or Code.REJECTED)
-            raise InteractError(verdict.reason or "comment refused", code)
+            raise InteractError(verdict.reason or "comment refused", code, **verdict.extra)
         final = verdict.text if verdict.action is Action.MASK and verdict.text else clean.text
         body = self._body(author, final, clean.color, clean.mode)
+        if verdict.action is Action.REVIEW:
+            # Only the sender sees it (by its ack) until an operator releases it.
+            item = await self.policy.hold(room_id, body, verdict.reason)
+            return Held(item)
         appended = await self.danmaku.append(room_id, body, require_live=True)
         await self.stats.commented(room_id, author.uid)
+        await self.policy.after_comment(room_id, author.uid, final, appended.seq)
+        return appended
+
+    async def release(self, room_id: str, body: dict[str, Any]) -> Appended:
+        """Publish a comment an operator released from the review queue."""
+        body = {**body, "ts": self.clock()}
+        appended = await self.danmaku.append(room_id, body, require_live=False)
+        await self.stats.commented(room_id, str(body.get("uid", "")))
         return appended
 
     async def server_message(self, room_id: str, author: Author, text: str) -> Appended:

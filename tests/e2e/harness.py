@@ -75,6 +75,9 @@ def start_server(
         "INTERACT_HOST": "127.0.0.1",
         "INTERACT_PORT": str(port),
         "INTERACT_LOG_LEVEL": "info",
+        # Pacing off unless a test turns it on: most tests send faster than a viewer may.
+        "INTERACT_RATE_PER_S": "0",
+        "INTERACT_REPEAT_WINDOW": "0",
         **(env or {}),
     }
     for key in ("INTERACT_REDIS_URL", "INTERACT_CONFIG"):

@@ -35,7 +35,8 @@ async def serve_app() -> AsyncIterator[ServeApp]:
     runners: list[web.AppRunner] = []
 
     async def start(**overrides: Any) -> Served:
-        config = Config(host="127.0.0.1", port=0, secret=SECRET, **overrides)
+        settings = {"rate_per_s": 0.0, "repeat_window": 0.0, **overrides}
+        config = Config(host="127.0.0.1", port=0, secret=SECRET, **settings)
         app = build_app(config)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

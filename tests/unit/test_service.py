@@ -7,7 +7,8 @@ import pytest
 from interact.engine import memory_engine
 from interact.errors import Code, InteractError
 from moderation.policy import Action, Verdict
-from rooms.service import Author, RoomService
+from rooms.danmaku_log import Appended
+from rooms.service import Author, Held, RoomService
 
 AUTHOR = Author("u1", "小明", "viewer")
 
@@ -16,10 +17,19 @@ class ScriptedPolicy:
     def __init__(self, verdict: Verdict) -> None:
         self.verdict = verdict
         self.seen: list[tuple[str, str, str]] = []
+        self.after: list[tuple[str, str, int]] = []
+        self.held: list[dict[str, object]] = []
 
-    async def check_comment(self, room_id: str, uid: str, text: str) -> Verdict:
+    async def check_comment(self, room_id: str, uid: str, role: str, text: str) -> Verdict:
         self.seen.append((room_id, uid, text))
         return self.verdict
+
+    async def after_comment(self, room_id: str, uid: str, text: str, seq: int) -> None:
+        self.after.append((uid, text, seq))
+
+    async def hold(self, room_id: str, comment: dict[str, object], rule: str) -> str:
+        self.held.append(comment)
+        return f"item{len(self.held)}"
 
 
 async def make(policy: ScriptedPolicy) -> tuple[RoomService, str]:
@@ -42,8 +52,9 @@ async def test_policy_sees_the_cleaned_text_and_accepts() -> None:
     policy = ScriptedPolicy(Verdict.accept())
     service, rid = await make(policy)
     appended = await service.comment(rid, AUTHOR, "  hello  ", None, None)
-    assert appended.seq == 1
+    assert isinstance(appended, Appended) and appended.seq == 1
     assert policy.seen == [(rid, "u1", "hello")]
+    assert policy.after == [("u1", "hello", 1)]
 
 
 async def test_rejected_comment_is_not_logged_or_counted() -> None:
@@ -61,7 +72,29 @@ async def test_masked_comment_goes_out_with_the_policy_text() -> None:
     policy = ScriptedPolicy(Verdict(Action.MASK, text="加** abc"))
     service, rid = await make(policy)
     appended = await service.comment(rid, AUTHOR, "加微信 abc", None, None)
+    assert isinstance(appended, Appended)
     assert b'"text":"\xe5\x8a\xa0** abc"' in appended.payload
+
+
+async def test_held_comment_is_not_logged_but_queued() -> None:
+    policy = ScriptedPolicy(Verdict(Action.REVIEW, reason="contact"))
+    service, rid = await make(policy)
+    held = await service.comment(rid, AUTHOR, "私聊我", None, None)
+    assert held == Held("item1")
+    assert policy.held[0]["text"] == "私聊我" and policy.held[0]["uid"] == "u1"
+    assert (await service.danmaku.history(rid, None, None, 10)).items == []
+    released = await service.release(rid, policy.held[0])
+    assert released.seq == 1
+
+
+async def test_refusal_carries_its_extra_fields() -> None:
+    verdict = Verdict(
+        Action.REJECT, code=Code.MUTED.value, reason="muted", extra={"remaining_ms": 5000}
+    )
+    service, rid = await make(ScriptedPolicy(verdict))
+    with pytest.raises(InteractError) as err:
+        await service.comment(rid, AUTHOR, "hi", None, None)
+    assert err.value.code is Code.MUTED and err.value.extra == {"remaining_ms": 5000}
 
 
 async def test_invalid_text_never_reaches_the_policy() -> None:
