@@ -55,6 +55,8 @@ class Config:
     content_security: bool = False
     content_security_timeout: float = 1.5
     content_security_per_minute: int = 4000
+    content_security_failures: int = 5
+    content_security_cooldown: float = 30.0
     max_packet_fen: int = 2_000_000
     sweep_interval: float = 0.5
     wechat_appid: str = ""
@@ -138,6 +140,8 @@ HELP: dict[str, str] = {
     "content_security": "check comments with WeChat msgSecCheck in flight (needs WeChat)",
     "content_security_timeout": "seconds before a msgSecCheck call is given up",
     "content_security_per_minute": "msgSecCheck calls per minute for this process",
+    "content_security_failures": "consecutive msgSecCheck failures that open its breaker",
+    "content_security_cooldown": "seconds the msgSecCheck breaker stays open before a probe",
     "max_packet_fen": "largest red packet, fen (default 20,000 yuan)",
     "sweep_interval": "seconds between sweeps for expired red packets and due lotteries",
     "wechat_appid": "mini-program app id (enables POST /api/v1/auth/wechat)",

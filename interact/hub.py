@@ -273,6 +273,9 @@ class Hub:
         for viewer in room.viewers():
             if viewer.user.role.value in roles:
                 viewer.send([out])
+        for viewer in room.joining:
+            if viewer.user.role.value in roles and viewer.pending is not None:
+                viewer.pending.append(out)  # sent right after its welcome
 
     def close_user(self, uid: str, code: int, message: bytes) -> int:
         """Close every connection of ``uid`` in this process; returns how many."""

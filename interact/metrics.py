@@ -46,5 +46,17 @@ class Metrics:
             registry=r,
         )
 
+        self.security_calls = Gauge(
+            "interact_content_security_calls",
+            "WeChat msgSecCheck outcomes since start (passes, risky, timeouts, skips...)",
+            ["outcome"],
+            registry=r,
+        )
+        self.security_open = Gauge(
+            "interact_content_security_breaker_open",
+            "1 while msgSecCheck's breaker is open or half-open: the local filter alone decides",
+            registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

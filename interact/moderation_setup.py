@@ -33,6 +33,8 @@ def build_moderation(config: Config, engine: Engine, metrics: Metrics) -> Modera
             api_base=config.wechat_api_base,
             timeout=config.content_security_timeout,
             per_minute=config.content_security_per_minute,
+            failures=config.content_security_failures,
+            cooldown=config.content_security_cooldown,
         )
 
     async def publish(room_id: str, message: dict[str, Any]) -> None:
@@ -71,12 +73,12 @@ def build_moderation(config: Config, engine: Engine, metrics: Metrics) -> Modera
 def parse_word_list(data: Any) -> WordFilter:
     """A filter from a ``PUT /moderation/words`` body; ``BadRequest`` listing every problem."""
     if not isinstance(data, dict):
-        raise BadRequest("body must be an object with 'words' and 'allow'")
+        raise _refused(["body must be an object with 'words' and 'allow'"])
     words, allow = data.get("words", []), data.get("allow", [])
     if not isinstance(words, list) or not isinstance(allow, list):
-        raise BadRequest("'words' and 'allow' must be lists")
+        raise _refused(["'words' and 'allow' must be lists"])
     if len(words) + len(allow) > MAX_WORDS:
-        raise BadRequest(f"at most {MAX_WORDS} entries")
+        raise _refused([f"at most {MAX_WORDS} entries"])
     problems: list[str] = []
     rules: list[Rule] = []
     for i, entry in enumerate(words):
@@ -97,13 +99,15 @@ def parse_word_list(data: Any) -> WordFilter:
         if not isinstance(word, str):
             problems.append(f"allow[{i}]: must be a string")
     if problems:
-        raise BadRequest("the word list has problems; the old list is kept", problems=problems[:50])
+        raise _refused(problems)
     try:
         return WordFilter.build(rules, allow)
     except WordListError as exc:
-        raise BadRequest(
-            "the word list has problems; the old list is kept", problems=list(exc.problems)[:50]
-        ) from None
+        raise _refused(list(exc.problems)) from None
+
+
+def _refused(problems: list[str]) -> BadRequest:
+    return BadRequest("the word list has problems; the old list is kept", problems=problems[:50])
 
 
 def word_list_json(words: WordFilter) -> dict[str, Any]:

@@ -100,6 +100,44 @@ def document() -> dict[str, Any]:
                 "The room's money events (claims, refunds, draws)", "operator, the room's anchor"
             )
         },
+        f"{room_path}/mutes": {
+            "post": _op(
+                "Mute a viewer in the room",
+                "operator, the room's anchor",
+                {"uid": _S, "seconds": _I, "reason": _S},
+                201,
+            ),
+            "get": _op("Mutes in force", "operator, the room's anchor"),
+        },
+        f"{room_path}/mutes/{{uid}}": {
+            "delete": _op("Lift a mute", "operator, the room's anchor", ok=204)
+        },
+        f"{room_path}/slow-mode": {
+            "post": _op("Set slow mode (0 = off)", "operator, the room's anchor", {"seconds": _I})
+        },
+        "/api/v1/moderation/bans": {
+            "post": _op(
+                "Ban a user everywhere", "operator", {"uid": _S, "seconds": _I, "reason": _S}, 201
+            ),
+            "get": _op("Bans in force", "operator"),
+        },
+        "/api/v1/moderation/bans/{uid}": {"delete": _op("Lift a ban", "operator", ok=204)},
+        "/api/v1/moderation/words": {
+            "put": _op("Replace the word list", "operator", {"words": _O, "allow": _O}),
+            "get": _op("The word list", "operator"),
+        },
+        f"{room_path}/moderation/events": {
+            "get": _op("The room's moderation log", "operator, the room's anchor")
+        },
+        f"{room_path}/moderation/review": {
+            "get": _op("Comments held for review", "operator, the room's anchor")
+        },
+        f"{room_path}/moderation/review/{{item_id}}/release": {
+            "post": _op("Publish a held comment", "operator, the room's anchor")
+        },
+        f"{room_path}/moderation/review/{{item_id}}/drop": {
+            "post": _op("Drop a held comment", "operator, the room's anchor", ok=204)
+        },
         "/healthz": {"get": _op("Process is up")},
         "/readyz": {"get": _op("Engine reachable")},
         "/metrics": {"get": _op("Prometheus metrics")},

@@ -31,7 +31,13 @@ async def readyz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    data = ctx(request).metrics.render()
+    c = ctx(request)
+    security = c.moderation.security
+    if security is not None:
+        for outcome, value in security.stats.as_dict().items():
+            c.metrics.security_calls.labels(outcome).set(value)
+        c.metrics.security_open.set(0 if security.breaker_state == "closed" else 1)
+    data = c.metrics.render()
     return web.Response(body=data, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -118,5 +118,8 @@ async def retract_message(request: web.Request) -> web.Response:
     raw = request.match_info["seq"]
     if not raw.isdigit() or len(raw) > 18:
         raise BadRequest("seq must be a positive integer")
-    await ctx(request).service.retract(room.id, int(raw))
+    c = ctx(request)
+    await c.service.retract(room.id, int(raw))
+    await c.moderation.record(room.id, c.moderation.clock(), action="retract", by=user.uid,
+                              category="operator", seq=int(raw))  # fmt: skip
     return web.Response(status=204)
