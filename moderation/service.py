@@ -133,7 +133,7 @@ class ModerationService:
             return Verdict(Action.REVIEW, reason=_rule_name(found))
         if found.action is WordAction.MASK:
             self._record(found)
-            await self._log(
+            await self.record(
                 room_id,
                 now,
                 uid=uid,
@@ -155,7 +155,7 @@ class ModerationService:
 
     async def hold(self, room_id: str, comment: dict[str, Any], rule: str) -> str:
         item = await self.review.hold(room_id, {"comment": comment, "rule": rule})
-        await self._log(room_id, self.clock(), uid=str(comment.get("uid", "")),
+        await self.record(room_id, self.clock(), uid=str(comment.get("uid", "")),
                         text=str(comment.get("text", "")), rule=rule, category="review",
                         action="review", by="filter", item=item)  # fmt: skip
         return item
@@ -173,7 +173,7 @@ class ModerationService:
             rule = f"wechat:{verdict.label}"
             if verdict.suggest == "risky":
                 self.observe("reject", "wechat")
-                await self._log(room_id, now, uid=uid, text=text, rule=rule, category="wechat",
+                await self.record(room_id, now, uid=uid, text=text, rule=rule, category="wechat",
                                 action="retract", by="wechat", seq=seq)  # fmt: skip
                 await self._escalate(room_id, uid, now)
                 await self._count(room_id, refused=True, now=now)
@@ -181,7 +181,7 @@ class ModerationService:
                 self.observe("review", "wechat")
                 await self.review.hold(room_id, {"comment": {"uid": uid, "text": text},
                                                  "rule": rule, "seq": seq})  # fmt: skip
-                await self._log(room_id, now, uid=uid, text=text, rule=rule, category="wechat",
+                await self.record(room_id, now, uid=uid, text=text, rule=rule, category="wechat",
                                 action="review", by="wechat", seq=seq)  # fmt: skip
         except Exception:
             log.warning("in-flight check of a comment in room %s failed", room_id, exc_info=True)
@@ -190,7 +190,7 @@ class ModerationService:
         self, room_id: str, uid: str, text: str, found: FilterResult, now: int, by: str
     ) -> None:
         self._record(found)
-        await self._log(room_id, now, uid=uid, text=text, rule=_rule_name(found),
+        await self.record(room_id, now, uid=uid, text=text, rule=_rule_name(found),
                         category=_category(found), action="reject", by=by)  # fmt: skip
         await self._escalate(room_id, uid, now)
         await self._count(room_id, refused=True, now=now)
@@ -205,7 +205,7 @@ class ModerationService:
         if current is not None and current >= until:
             return  # never shorten a longer mute an operator set
         await self.mutes.mute(room_id, uid, until, "system", "repeated refusals", now_ms=now)
-        await self._log(room_id, now, uid=uid, rule=f"{count} refusals", category="escalation",
+        await self.record(room_id, now, uid=uid, rule=f"{count} refusals", category="escalation",
                         action="mute", by="system", until=until)  # fmt: skip
 
     async def _count(self, room_id: str, *, refused: bool, now: int) -> None:
@@ -221,7 +221,7 @@ class ModerationService:
         until = now + cfg.auto_slow_ms
         await self.settings.set_slow_mode(room_id, cfg.auto_slow_s, until, "system")
         share = round(counts.refused_share * 100)
-        await self._log(room_id, now, rule=f"{share}% refused", category="breaker",
+        await self.record(room_id, now, rule=f"{share}% refused", category="breaker",
                         action="slow_mode", by="system", until=until)  # fmt: skip
         await self.publish(room_id, {
             "t": "notice", "level": "alert", "to": sorted(STAFF_ROLES),
@@ -233,7 +233,8 @@ class ModerationService:
         action = found.action.value if found.action else "too_long"
         self.observe(action, _category(found))
 
-    async def _log(self, room_id: str, now: int, **fields: Any) -> None:
+    async def record(self, room_id: str, now: int, **fields: Any) -> None:
+        """Append one decision to the room's moderation log."""
         event = {k: "" if v is None else v for k, v in fields.items()}
         await self.log.append(room_id, {"ts": now, **event})
 
@@ -244,7 +245,7 @@ class ModerationService:
             raise BadRequest(f"seconds must be from 1 to {MAX_MUTE_S}")
         now = self.clock()
         mute = await self.mutes.mute(room_id, uid, now + seconds * 1000, by, reason, now_ms=now)
-        await self._log(room_id, now, uid=uid, action="mute", by=by, rule=reason,
+        await self.record(room_id, now, uid=uid, action="mute", by=by, rule=reason,
                         category="operator", until=mute.until_ms)  # fmt: skip
         return mute
 
@@ -252,7 +253,7 @@ class ModerationService:
         now = self.clock()
         lifted = await self.mutes.unmute(room_id, uid, now_ms=now)
         if lifted:
-            await self._log(room_id, now, uid=uid, action="unmute", by=by, category="operator")
+            await self.record(room_id, now, uid=uid, action="unmute", by=by, category="operator")
         return lifted
 
     async def ban(self, uid: str, seconds: int | None, by: str, reason: str) -> Ban:
@@ -276,7 +277,7 @@ class ModerationService:
             raise BadRequest(f"seconds must be from 0 (off) to {MAX_SLOW_MODE_S}")
         now = self.clock()
         await self.settings.set_slow_mode(room_id, seconds, None, by)
-        await self._log(room_id, now, action="slow_mode", by=by, category="operator",
+        await self.record(room_id, now, action="slow_mode", by=by, category="operator",
                         rule=f"{seconds} s")  # fmt: skip
         return await self.settings.slow_mode(room_id, now)
 
@@ -290,7 +291,7 @@ class ModerationService:
         item = await self.review.take(room_id, item_id)
         if item is not None:
             comment = item.get("comment", {})
-            await self._log(room_id, self.clock(), uid=str(comment.get("uid", "")),
+            await self.record(room_id, self.clock(), uid=str(comment.get("uid", "")),
                             text=str(comment.get("text", "")), action=action, by=by,
                             category="review", item=item_id)  # fmt: skip
         return item
