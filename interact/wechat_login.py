@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 
 from interact.errors import (
@@ -36,12 +34,18 @@ from interact.errors import (
     Unauthorized,
     Unavailable,
 )
+from interact.wechat_client import (
+    DEFAULT_API_BASE,
+    TOKEN_ERRORS,
+    WeChatApiClient,
+    errcode_of,
+    normalize_api_base,
+)
 
 __all__ = ["DEFAULT_API_BASE", "MAX_CODE_LENGTH", "WeChatLogin", "WeChatSession"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_API_BASE = "https://api.weixin.qq.com/"
 MAX_CODE_LENGTH = 128
 
 # WeChat error codes this module tells apart.
@@ -49,8 +53,6 @@ ERR_INVALID_CODE = 40029
 ERR_CODE_USED = 40163
 ERR_RATE_LIMITED = 45011
 ERR_RISKY_USER = 40226
-# Access-token errors: fetch a fresh token and retry once.
-_TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,62 +62,6 @@ class WeChatSession:
     openid: str
     session_key: str = field(repr=False)
     unionid: str | None
-
-
-class _TimeoutSession(requests.Session):
-    """A requests session with a default timeout.
-
-    wechatpy passes its timeout to API calls but not to the token fetch, which would
-    otherwise wait forever on a silent server.
-    """
-
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self._default_timeout = timeout
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = self._default_timeout
-        return super().request(method, url, *args, **kwargs)
-
-
-class _Client(WeChatClient):
-    """wechatpy's client, with every URL under ``api_base`` and a thread-safe token."""
-
-    def __init__(self, appid: str, secret: str, *, api_base: str, timeout: float) -> None:
-        # auto_retry=False: wechatpy's own retry on token errors is unbounded (it recurses
-        # for as long as the server keeps answering 40001); WeChatLogin retries once.
-        super().__init__(appid, secret, timeout=timeout, auto_retry=False)
-        self._api_base = api_base
-        self._token_lock = threading.Lock()
-        self._http.close()
-        self._http = _TimeoutSession(timeout)
-        self.API_BASE_URL = api_base + "cgi-bin/"
-        self.wxa.API_BASE_URL = api_base
-
-    def fetch_access_token(self) -> dict[str, Any]:
-        return self._fetch_access_token(
-            url=self._api_base + "cgi-bin/token",
-            params={
-                "grant_type": "client_credential",
-                "appid": self.appid,
-                "secret": self.secret,
-            },
-        )
-
-    @property
-    def access_token(self) -> str:
-        # One fetch at a time: concurrent first logins must not each fetch a token
-        # (every fetch starts to invalidate the previous token on WeChat's side).
-        with self._token_lock:
-            return super().access_token
-
-    def refresh_access_token(self) -> None:
-        with self._token_lock:
-            self.fetch_access_token()
-
-    def close(self) -> None:
-        self._http.close()
 
 
 class WeChatLogin:
@@ -139,12 +85,11 @@ class WeChatLogin:
             raise ValueError("WeChat appid and secret are required")
         if timeout <= 0:
             raise ValueError("timeout must be positive")
-        if not api_base.endswith("/"):
-            api_base += "/"
+        api_base = normalize_api_base(api_base)
         self.appid = appid
         self.api_base = api_base
         self.timeout = timeout
-        self._client = _Client(appid, secret, api_base=api_base, timeout=timeout)
+        self._client = WeChatApiClient(appid, secret, api_base=api_base, timeout=timeout)
         self._executor = ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="wechat-login"
         )
@@ -195,7 +140,7 @@ class WeChatLogin:
             try:
                 return self._client.wxa.code_to_session(code)
             except WeChatClientException as exc:
-                if exc.errcode not in _TOKEN_ERRORS:
+                if exc.errcode not in TOKEN_ERRORS:
                     raise
                 log.info("jscode2session: access token rejected (%s); refreshing", exc.errcode)
                 self._client.refresh_access_token()
@@ -213,10 +158,7 @@ class WeChatLogin:
 
 
 def _map_wechat_error(exc: WeChatClientException) -> InteractError:
-    try:
-        errcode = None if exc.errcode is None else int(exc.errcode)
-    except (TypeError, ValueError):
-        errcode = -1
+    errcode = errcode_of(exc)
     if errcode in (ERR_INVALID_CODE, ERR_CODE_USED):
         return Unauthorized("invalid or used login code")
     if errcode == ERR_RATE_LIMITED:
