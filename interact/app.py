@@ -15,6 +15,7 @@ from aiohttp import web
 
 from commerce.service import CommerceLimits, CommerceService
 from interact.api import add_routes
+from interact.api.common import MAX_ANY_BODY_BYTES
 from interact.api.middleware import errors
 from interact.config import Config
 from interact.context import Context
@@ -41,7 +42,7 @@ def node_id() -> str:
 
 
 def build_app(config: Config) -> web.Application:
-    app = web.Application(middlewares=[errors], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[errors], client_max_size=MAX_ANY_BODY_BYTES)
     app.router.add_get("/ws", ws_handler)
     add_routes(app)
     app.cleanup_ctx.append(_context(config))

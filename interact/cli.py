@@ -65,7 +65,18 @@ def cmd_serve(ns: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"interact serve: {exc}", file=sys.stderr)
         return 2
+    if config.words_file:
+        from moderation.rules import WordListError
+        from moderation.wordfilter import WordFilter
+
+        try:
+            WordFilter.from_file(config.words_file)
+        except (WordListError, OSError) as exc:
+            print(f"interact serve: words_file {config.words_file}: {exc}", file=sys.stderr)
+            return 2
     logs.setup(config.log_level, config.log_format)
+    if config.content_security and not (config.wechat_appid and config.wechat_secret):
+        log.warning("content_security is on but WeChat is not configured: it stays off")
     if not config.secret:
         config.secret = secrets.token_urlsafe(32)
         log.warning("no INTERACT_SECRET set: tokens are signed with a random key for this run")

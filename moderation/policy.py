@@ -39,7 +39,7 @@ _ACCEPT = Verdict(Action.ACCEPT)
 class ModerationPolicy(Protocol):
     async def check_comment(self, room_id: str, uid: str, role: str, text: str) -> Verdict: ...
 
-    async def after_comment(self, room_id: str, uid: str, text: str, seq: int) -> None: ...
+    async def after_comment(self, room_id: str, comment: dict[str, Any], seq: int) -> None: ...
 
     async def hold(self, room_id: str, comment: dict[str, Any], rule: str) -> str: ...
 
@@ -50,7 +50,7 @@ class AllowAll:
     async def check_comment(self, room_id: str, uid: str, role: str, text: str) -> Verdict:
         return _ACCEPT
 
-    async def after_comment(self, room_id: str, uid: str, text: str, seq: int) -> None:
+    async def after_comment(self, room_id: str, comment: dict[str, Any], seq: int) -> None:
         return None
 
     async def hold(self, room_id: str, comment: dict[str, Any], rule: str) -> str:

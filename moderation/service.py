@@ -1,6 +1,7 @@
 """ModerationService: the policy every comment passes, and the operators' tools.
 
-Before a comment is logged (``check_comment``): bans and mutes, pacing (one Lua step on
+Before a comment is logged (``check_comment``): bans (connections are also closed on a
+ban, everywhere) and mutes, pacing (one Lua step on
 Redis: room cap, slow mode, repeats, per-user rate), then the word filter (reject, hold
 for review, or mask). After it is logged (``after_comment``): WeChat content security,
 in flight, off the sender's path. Refusals escalate: a user refused too often is muted,
@@ -98,9 +99,14 @@ class ModerationService:
 
     async def check_comment(self, room_id: str, uid: str, role: str, text: str) -> Verdict:
         now = self.clock()
-        until, slow = await asyncio.gather(
-            self.mutes.muted_until(room_id, uid, now), self.settings.slow_mode(room_id, now)
+        banned, until, slow = await asyncio.gather(
+            self.mutes.banned(uid, now),
+            self.mutes.muted_until(room_id, uid, now),
+            self.settings.slow_mode(room_id, now),
         )
+        if banned:
+            # Connections are closed on a ban; this holds if one missed the message.
+            return Verdict(Action.REJECT, code=Code.FORBIDDEN.value, reason="you are banned")
         if until is not None:
             self.observe("muted", "mute")
             return Verdict(
@@ -130,7 +136,8 @@ class ModerationService:
         await self._count(room_id, refused=False, now=now)
         if found.action is WordAction.REVIEW:
             self._record(found)
-            return Verdict(Action.REVIEW, reason=_rule_name(found))
+            masked = found.masked(text) if found.mask_spans else None
+            return Verdict(Action.REVIEW, text=masked, reason=_rule_name(found))
         if found.action is WordAction.MASK:
             self._record(found)
             await self.record(
@@ -146,10 +153,10 @@ class ModerationService:
             return Verdict(Action.MASK, text=found.masked(text))
         return Verdict.accept()
 
-    async def after_comment(self, room_id: str, uid: str, text: str, seq: int) -> None:
+    async def after_comment(self, room_id: str, comment: dict[str, Any], seq: int) -> None:
         if self.security is None:
             return
-        task = asyncio.ensure_future(self._in_flight(room_id, uid, text, seq))
+        task = asyncio.ensure_future(self._in_flight(room_id, comment, seq))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -160,9 +167,10 @@ class ModerationService:
                         action="review", by="filter", item=item)  # fmt: skip
         return item
 
-    async def _in_flight(self, room_id: str, uid: str, text: str, seq: int) -> None:
+    async def _in_flight(self, room_id: str, comment: dict[str, Any], seq: int) -> None:
         """msgSecCheck after the fact: risky → retract and count; review → retract and hold."""
         assert self.security is not None
+        uid, text = str(comment.get("uid", "")), str(comment.get("text", ""))
         try:
             verdict = await self.security.check(uid, text)
             if verdict is None or verdict.suggest == "pass":
@@ -179,8 +187,7 @@ class ModerationService:
                 await self._count(room_id, refused=True, now=now)
             else:
                 self.observe("review", "wechat")
-                await self.review.hold(room_id, {"comment": {"uid": uid, "text": text},
-                                                 "rule": rule, "seq": seq})  # fmt: skip
+                await self.review.hold(room_id, {"comment": comment, "rule": rule, "seq": seq})
                 await self.record(room_id, now, uid=uid, text=text, rule=rule, category="wechat",
                                 action="review", by="wechat", seq=seq)  # fmt: skip
         except Exception:
@@ -211,6 +218,8 @@ class ModerationService:
     async def _count(self, room_id: str, *, refused: bool, now: int) -> None:
         """Feed the room's circuit breaker; trip automatic slow mode when it runs hot."""
         cfg = self.config
+        if cfg.auto_slow_s <= 0:
+            return  # the room breaker is off
         counts = await self.settings.record_verdict(room_id, refused, now, cfg.breaker_window_ms)
         if not refused or counts.total < cfg.breaker_min_comments:
             return

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from interact.errors import BadRequest, Code, InteractError, NotFound
+from interact.errors import BadRequest, Code, Conflict, InteractError, NotFound
 from moderation.policy import Action, AllowAll, ModerationPolicy
 from rooms.broker import Broker
 from rooms.danmaku import validate_comment
@@ -113,11 +113,16 @@ class RoomService:
     ) -> Appended | Held:
         """Validate, moderate, log and publish a viewer's comment (or hold it for review)."""
         clean = validate_comment(text, color, mode, max_len=self.max_text_len)
+        # Checked again atomically by the append; checked here so that nothing is held for
+        # review, or counted against the sender, in a room that is not live.
+        room = await self.get(room_id)
+        if room.status is not RoomStatus.LIVE:
+            raise Conflict(f"room is {room.status.value}", Code.ROOM_NOT_LIVE)
         verdict = await self.policy.check_comment(room_id, author.uid, author.role, clean.text)
         if verdict.action is Action.REJECT:
             code = Code(verdict.code or Code.REJECTED)
             raise InteractError(verdict.reason or "comment refused", code, **verdict.extra)
-        final = verdict.text if verdict.action is Action.MASK and verdict.text else clean.text
+        final = verdict.text or clean.text  # masked, or held with its mask applied
         body = self._body(author, final, clean.color, clean.mode)
         if verdict.action is Action.REVIEW:
             # Only the sender sees it (by its ack) until an operator releases it.
@@ -125,7 +130,7 @@ class RoomService:
             return Held(item)
         appended = await self.danmaku.append(room_id, body, require_live=True)
         await self.stats.commented(room_id, author.uid)
-        await self.policy.after_comment(room_id, author.uid, final, appended.seq)
+        await self.policy.after_comment(room_id, body, appended.seq)
         return appended
 
     async def release(self, room_id: str, body: dict[str, Any]) -> Appended:

@@ -33,6 +33,13 @@ async def _open_room_for_staff(request: web.Request, user: User) -> Room:
     return room
 
 
+async def _not_banned(request: web.Request) -> User:
+    user = caller(request)
+    if await ctx(request).moderation.banned(user.uid):
+        raise Forbidden("you are banned")
+    return user
+
+
 @routes.post("/rooms/{room_id}/red-packets")
 async def create_packet(request: web.Request) -> web.Response:
     user = caller(request, *STAFF)
@@ -60,7 +67,7 @@ async def get_packet(request: web.Request) -> web.Response:
 
 @routes.post("/red-packets/{packet_id}/grab")
 async def grab_packet(request: web.Request) -> web.Response:
-    user = caller(request)
+    user = await _not_banned(request)
     packet_id = request.match_info["packet_id"]
     result = await ctx(request).commerce.grab(packet_id, user.uid)
     return json_response({"id": packet_id, "amount_fen": result.amount_fen, "left": result.left})
@@ -91,7 +98,7 @@ async def get_lottery(request: web.Request) -> web.Response:
 
 @routes.post("/lotteries/{lottery_id}/entries")
 async def enter_lottery(request: web.Request) -> web.Response:
-    user = caller(request)
+    user = await _not_banned(request)
     lottery_id = request.match_info["lottery_id"]
     entries = await ctx(request).commerce.enter(lottery_id, user.uid)
     return json_response({"id": lottery_id, "entries": entries}, status=201)

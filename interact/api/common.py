@@ -13,6 +13,8 @@ from interact.errors import BadRequest, Forbidden, Unauthorized
 from interact.tokens import Role, User
 
 MAX_BODY_BYTES = 64 * 1024
+# The largest body any route takes (a word list); aiohttp refuses bigger ones itself.
+MAX_ANY_BODY_BYTES = 4 * 1024 * 1024
 
 
 def ctx(request: web.Request) -> Context:
@@ -23,11 +25,13 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
 
-async def body(request: web.Request) -> dict[str, Any]:
+async def body(request: web.Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
     """The request's JSON object, or ``BadRequest``."""
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+    if request.content_length is not None and request.content_length > max_bytes:
         raise BadRequest("request body too large")
     raw = await request.read()
+    if len(raw) > max_bytes:
+        raise BadRequest("request body too large")
     if not raw:
         return {}
     try:

@@ -6,7 +6,16 @@ import orjson
 from aiohttp import web
 
 from interact.api.auth import UID_RE
-from interact.api.common import body, caller, ctx, field_int, field_str, json_response, query_int
+from interact.api.common import (
+    MAX_ANY_BODY_BYTES,
+    body,
+    caller,
+    ctx,
+    field_int,
+    field_str,
+    json_response,
+    query_int,
+)
 from interact.api.rooms import STAFF, _room_for_staff
 from interact.errors import BadRequest, Conflict, NotFound
 from interact.moderation_setup import parse_word_list, word_list_json
@@ -99,7 +108,7 @@ async def list_bans(request: web.Request) -> web.Response:
 @routes.put("/moderation/words")
 async def put_words(request: web.Request) -> web.Response:
     caller(request, Role.OPERATOR)
-    words = parse_word_list(await body(request))
+    words = parse_word_list(await body(request, MAX_ANY_BODY_BYTES))
     version = await ctx(request).words_sync.publish(words)
     return json_response({"words": len(words.rules), "allow": len(words.allow),
                           "version": version})  # fmt: skip
@@ -132,7 +141,12 @@ async def review_list(request: web.Request) -> web.Response:
     user = caller(request, *STAFF)
     room = await _room_for_staff(request, user)
     limit = query_int(request, "limit", lo=1, hi=500, default=100)
-    items = await ctx(request).moderation.review.list(room.id, limit)
+    try:
+        items = await ctx(request).moderation.review.list(
+            room.id, limit, after=request.query.get("after")
+        )
+    except ValueError:
+        raise BadRequest("'after' must be an item id from a previous page") from None
     return json_response({"items": [{"id": item_id, **item} for item_id, item in items]})
 
 

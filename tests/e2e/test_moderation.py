@@ -252,3 +252,45 @@ async def test_room_breaker_switches_slow_mode_and_alerts_staff(
     assert any(e["category"] == "breaker" and e["action"] == "slow_mode" for e in log["events"])
     for v in [staff, *viewers]:
         await v.close()
+
+
+async def test_review_respects_room_state_and_masks(
+    memory_server: ServerProcess, session: aiohttp.ClientSession, operator: Api
+) -> None:
+    rid = (await operator.live_room())["id"]
+    v, _ = await connect(session, memory_server.base, rid, memory_server.token("rv"))
+    await v.send({"t": "dm", "text": "私聊 13800138000", "ref": 1})
+    assert (await v.ack(1))["held"] is True
+    _, queue = await operator.call("GET", f"/api/v1/rooms/{rid}/moderation/review")
+    assert queue["items"][-1]["comment"]["text"] == "私聊 " + "*" * 11
+    await operator.call("POST", f"/api/v1/rooms/{rid}/pause")
+    await v.send({"t": "dm", "text": "私聊我", "ref": 2})
+    assert (await v.ack(2))["code"] == "room_not_live"
+    _, again = await operator.call("GET", f"/api/v1/rooms/{rid}/moderation/review")
+    assert len(again["items"]) == len(queue["items"])
+    await v.close()
+
+
+async def test_banned_users_cannot_grab_or_enter_over_rest(
+    memory_server: ServerProcess, session: aiohttp.ClientSession, operator: Api
+) -> None:
+    rid = (await operator.live_room())["id"]
+    _, packet = await operator.call(
+        "POST", f"/api/v1/rooms/{rid}/red-packets", {"total_fen": 100, "count": 1}
+    )
+    await operator.call("POST", "/api/v1/moderation/bans", {"uid": "cheat", "seconds": 60})
+    cheat = Api(session, memory_server.base, memory_server.token("cheat"))
+    status, body = await cheat.call("POST", f"/api/v1/red-packets/{packet['id']}/grab")
+    assert status == 403 and body["error"]["code"] == "forbidden"
+    _, view = await operator.call("GET", f"/api/v1/red-packets/{packet['id']}")
+    assert view["left"] == 1
+    await operator.call("DELETE", "/api/v1/moderation/bans/cheat")
+
+
+async def test_a_large_word_list_fits_in_one_put(operator: Api) -> None:
+    _, before = await operator.call("GET", "/api/v1/moderation/words")
+    words = [{"word": f"词{i:05d}", "action": "reject"} for i in range(5000)]
+    status, body = await operator.call("PUT", "/api/v1/moderation/words", {"words": words})
+    assert status == 200 and body["words"] == 5000
+    status, _ = await operator.call("PUT", "/api/v1/moderation/words", before)
+    assert status == 200

@@ -153,3 +153,26 @@ async def test_wechat_login_through_a_fake_wechat(
         assert status == 403
         assert fake.calls["/cgi-bin/token"] == 1
         assert fake.secret not in server.log()
+
+
+def test_a_broken_words_file_stops_serve_with_a_clear_message(tmp_path: Path) -> None:
+    words = tmp_path / "words.txt"
+    words.write_text("加微信\texplode\tcontact\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "interact",
+            "serve",
+            "--words-file",
+            str(words),
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 2
+    assert "words_file" in result.stderr and "Traceback" not in result.stderr

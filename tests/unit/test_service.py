@@ -24,8 +24,8 @@ class ScriptedPolicy:
         self.seen.append((room_id, uid, text))
         return self.verdict
 
-    async def after_comment(self, room_id: str, uid: str, text: str, seq: int) -> None:
-        self.after.append((uid, text, seq))
+    async def after_comment(self, room_id: str, comment: dict[str, object], seq: int) -> None:
+        self.after.append((str(comment["uid"]), str(comment["text"]), seq))
 
     async def hold(self, room_id: str, comment: dict[str, object], rule: str) -> str:
         self.held.append(comment)
