@@ -30,3 +30,13 @@ def room_of(entity_id: str) -> str | None:
     if not dot or not valid_room_id(room) or not _LOCAL_RE.fullmatch(local):
         return None
     return room
+
+
+def new_sale_id(room_id: str) -> str:
+    """A fresh flash sale id of ``room_id``: ``"<room>.sl<10 hex>"``."""
+    return f"{room_id}.sl{secrets.token_hex(5)}"
+
+
+def new_order_id(room_id: str) -> str:
+    """A fresh order id of ``room_id``: ``"<room>.od<16 hex>"`` (a room may take millions)."""
+    return f"{room_id}.od{secrets.token_hex(8)}"

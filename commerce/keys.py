@@ -83,3 +83,42 @@ class CommerceKeys:
     def lotteries_due(self) -> str:
         """Sorted set: lottery ids scored by draw_at, or lease end while drawing (global)."""
         return f"{self.prefix}lot-due"
+
+    # --- flash sales and orders
+    #
+    # Every key of a sale, its orders, holds and idempotency records carries the room's hash
+    # tag, beside the room's ledger, so reserve, release, confirm and refund are each one
+    # script on one slot. ``sale_rooms`` is global; the one script that writes it
+    # (``sale_rooms_prune``) touches no other key.
+
+    def sale(self, sale_id: str) -> str:
+        """Hash: the sale's record and its counters left, reserved, paid, refunded."""
+        return f"{self.prefix}sale:{{{_tag(sale_id)}}}:{sale_id}"
+
+    def sale_holds(self, sale_id: str) -> str:
+        """Hash: uid -> units the uid holds (reserved + paid) of the sale."""
+        return f"{self.sale(sale_id)}:holds"
+
+    def sale_idem(self, sale_id: str) -> str:
+        """Hash: sha256 of (uid, idempotency key) -> order id, one field per order."""
+        return f"{self.sale(sale_id)}:idem"
+
+    def sales_in_room(self, room_id: str) -> str:
+        """Sorted set: the room's sale ids scored by ends_at."""
+        return f"{self.prefix}sales:{{{room_id}}}"
+
+    def order(self, order_id: str) -> str:
+        """Hash: the order's record, status, payment and refund."""
+        return f"{self.prefix}order:{{{_tag(order_id)}}}:{order_id}"
+
+    def orders_in_room(self, room_id: str) -> str:
+        """Sorted set: the room's order ids scored 1, 2, 3, … in reservation order."""
+        return f"{self.prefix}orders:{{{room_id}}}"
+
+    def orders_due(self, room_id: str) -> str:
+        """Sorted set: ids of the room's reserved orders scored by deadline."""
+        return f"{self.prefix}orders-due:{{{room_id}}}"
+
+    def sale_rooms(self) -> str:
+        """Sorted set (global): rooms with sales, scored by the last deadline any can reach."""
+        return f"{self.prefix}sale-rooms"

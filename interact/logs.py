@@ -43,3 +43,4 @@ def setup(level: str = "info", fmt: str = "json") -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # urllib3 logs full request URLs at DEBUG, and WeChat URLs carry secrets and tokens.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)

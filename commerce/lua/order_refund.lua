@@ -1,0 +1,40 @@
+-- Mark a paid (or late-paid) order refunded exactly once; restock only when asked.
+-- KEYS[1] order hash
+-- KEYS[2] its sale's hash
+-- KEYS[3] its sale's holds hash
+-- KEYS[4] room's ledger stream
+-- ARGV[1] refund (fen)
+-- ARGV[2] out_refund_no
+-- ARGV[3] now (Unix ms, the caller's clock)
+-- ARGV[4] "1" to return the units to the sale and the uid's quota, "0" not to
+-- ARGV[5] ledger maxlen (approximate)
+-- Returns the order's fields (flat) after the step, or {} when nothing changed.
+local o = redis.call('HMGET', KEYS[1], 'id', 'status', 'amount_fen', 'uid', 'qty', 'sale_id')
+if o[2] ~= 'paid' and o[2] ~= 'paid_late' then
+  return {}
+end
+if tonumber(ARGV[1]) > tonumber(o[3]) then
+  return {}
+end
+local late = o[2] == 'paid_late'
+-- A late payment's units went back when the order was released: never twice.
+local back = ARGV[4] == '1' and not late
+if not late then
+  local qty = tonumber(o[5])
+  redis.call('HINCRBY', KEYS[2], 'paid', -qty)
+  if back then
+    redis.call('HINCRBY', KEYS[2], 'left', qty)
+    if redis.call('HINCRBY', KEYS[3], o[4], -qty) <= 0 then
+      redis.call('HDEL', KEYS[3], o[4])
+    end
+  else
+    redis.call('HINCRBY', KEYS[2], 'refunded', qty)
+  end
+end
+redis.call('HSET', KEYS[1], 'status', 'refunded', 'refund_fen', ARGV[1],
+  'out_refund_no', ARGV[2], 'refunded_at', ARGV[3], 'restocked', back and '1' or '0')
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*',
+  'type', 'order_refunded', 'order', o[1], 'sale', o[6], 'uid', o[4], 'qty', o[5],
+  'amount_fen', ARGV[1], 'out_refund_no', ARGV[2], 'restock', back and '1' or '0',
+  'late', late and '1' or '0', 'ts', ARGV[3])
+return redis.call('HGETALL', KEYS[1])
