@@ -8,7 +8,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +24,7 @@ from interact.errors import Close
 from interact.hub import Hub, HubConfig
 from interact.metrics import Metrics
 from interact.moderation_setup import WordListSync, build_moderation
+from interact.orders_setup import build_orders, close_orders
 from interact.wechat_login import WeChatLogin
 from interact.ws import ws_handler
 from rooms.service import RoomService
@@ -49,14 +50,14 @@ def build_app(config: Config) -> web.Application:
     return app
 
 
-async def _sweep(commerce: CommerceService, interval: float) -> None:
-    """Refund expired red packets and draw due lotteries; any process may, only one wins."""
+async def _every(job: Callable[[], Awaitable[Any]], interval: float) -> None:
+    """Run ``job`` every ``interval`` seconds until cancelled; a failed round is logged."""
     while True:
         await asyncio.sleep(interval)
         try:
-            await commerce.sweep()
-        except Exception:  # Redis away: try again next round
-            log.warning("sweep failed", exc_info=True)
+            await job()
+        except Exception:  # Redis or WeChat away: try again next round
+            log.warning("%s failed", getattr(job, "__name__", "job"), exc_info=True)
 
 
 def _control_handler(hub: Hub) -> Callable[[dict[str, Any]], None]:
@@ -109,6 +110,7 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
             broker=engine.broker,
             limits=CommerceLimits(max_total_fen=config.max_packet_fen),
         )
+        orders = build_orders(config, engine)
         wechat = None
         if config.wechat_appid and config.wechat_secret:
             wechat = WeChatLogin(
@@ -119,6 +121,7 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
             engine=engine,
             service=service,
             commerce=commerce,
+            orders=orders,
             moderation=moderation,
             words_sync=words_sync,
             hub=hub,
@@ -129,8 +132,11 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
         hub.on_control = _control_handler(hub)
         await hub.start()
         loops = [
-            asyncio.create_task(_sweep(commerce, config.sweep_interval), name="sweeper"),
+            asyncio.create_task(_every(commerce.sweep, config.sweep_interval), name="sweeper"),
             asyncio.create_task(words_sync.run(), name="word-list"),
+            asyncio.create_task(_every(orders.sweep, config.sweep_interval), name="orders"),
+            asyncio.create_task(_every(orders.reconcile, 5.0), name="reconcile"),
+            asyncio.create_task(_every(orders.flush_stock, config.tick_ms / 1000), name="stock"),
         ]
         try:
             yield
@@ -145,6 +151,7 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
                 await moderation.security.close()
             await hub.close()
             await engine.close()
+            await close_orders(orders)
             if wechat is not None:
                 await wechat.close()
 

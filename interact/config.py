@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-SECRET_FIELDS = frozenset({"secret", "wechat_secret"})
+SECRET_FIELDS = frozenset({"secret", "wechat_secret", "wechatpay_apiv3_key"})
 
 
 @dataclass(slots=True)
@@ -58,6 +58,17 @@ class Config:
     content_security_failures: int = 5
     content_security_cooldown: float = 30.0
     max_packet_fen: int = 2_000_000
+    pay_provider: str = ""
+    wechatpay_mchid: str = ""
+    wechatpay_appid: str = ""
+    wechatpay_serial: str = ""
+    wechatpay_private_key_file: str = ""
+    wechatpay_apiv3_key: str = ""
+    wechatpay_apiv3_key_file: str = ""
+    wechatpay_platform_public_key_file: str = ""
+    wechatpay_platform_serial: str = ""
+    wechatpay_notify_url: str = ""
+    wechatpay_base_url: str = "https://api.mch.weixin.qq.com/"
     sweep_interval: float = 0.5
     wechat_appid: str = ""
     wechat_secret: str = ""
@@ -68,6 +79,12 @@ class Config:
     @property
     def engine(self) -> str:
         return "redis" if self.redis_url else "memory"
+
+    @property
+    def payment(self) -> str:
+        if self.pay_provider:
+            return self.pay_provider
+        return "wechat" if self.wechatpay_mchid else "dev"
 
     @property
     def dev_login_enabled(self) -> bool:
@@ -98,6 +115,22 @@ class Config:
             raise ValueError("redis_prefix must not contain braces (they are hash tags)")
         if self.tick_ms < 1 or self.history_size < 1 or self.max_frame_bytes < 64:
             raise ValueError("tick_ms, history_size and max_frame_bytes must be positive")
+        if self.pay_provider not in ("", "dev", "wechat"):
+            raise ValueError("pay_provider must be dev or wechat")
+        if self.payment == "wechat":
+            missing = [
+                name for name in ("wechatpay_mchid", "wechatpay_serial",
+                                  "wechatpay_private_key_file",
+                                  "wechatpay_platform_public_key_file",
+                                  "wechatpay_platform_serial", "wechatpay_notify_url")
+                if not getattr(self, name)
+            ]  # fmt: skip
+            if not (self.wechatpay_appid or self.wechat_appid):
+                missing.append("wechatpay_appid")
+            if not (self.wechatpay_apiv3_key or self.wechatpay_apiv3_key_file):
+                missing.append("wechatpay_apiv3_key_file")
+            if missing:
+                raise ValueError(f"WeChat Pay needs {', '.join(missing)}")
         if self.soft_buffer_bytes > self.hard_buffer_bytes:
             raise ValueError("soft_buffer_bytes must not exceed hard_buffer_bytes")
 
@@ -142,6 +175,17 @@ HELP: dict[str, str] = {
     "content_security_per_minute": "msgSecCheck calls per minute for this process",
     "content_security_failures": "consecutive msgSecCheck failures that open its breaker",
     "content_security_cooldown": "seconds the msgSecCheck breaker stays open before a probe",
+    "pay_provider": "dev or wechat (default: wechat when WeChat Pay is configured, else dev)",
+    "wechatpay_mchid": "WeChat Pay merchant id",
+    "wechatpay_appid": "app id paid for (default: wechat_appid)",
+    "wechatpay_serial": "serial number of the merchant API certificate",
+    "wechatpay_private_key_file": "merchant API private key (PEM file)",
+    "wechatpay_apiv3_key": "APIv3 key (32 characters); prefer wechatpay_apiv3_key_file",
+    "wechatpay_apiv3_key_file": "file holding the APIv3 key",
+    "wechatpay_platform_public_key_file": "WeChat Pay platform public key (PEM file)",
+    "wechatpay_platform_serial": "the platform public key's id (PUB_KEY_ID_...)",
+    "wechatpay_notify_url": "public URL of POST /api/v1/pay/wechat/notify",
+    "wechatpay_base_url": "WeChat Pay API root (a local fake in tests)",
     "max_packet_fen": "largest red packet, fen (default 20,000 yuan)",
     "sweep_interval": "seconds between sweeps for expired red packets and due lotteries",
     "wechat_appid": "mini-program app id (enables POST /api/v1/auth/wechat)",

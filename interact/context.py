@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from commerce.orders import OrderService
 from commerce.service import CommerceService
 from interact.config import Config
 from interact.engine import Engine
@@ -34,6 +35,7 @@ class Context:
     engine: Engine
     service: RoomService
     commerce: CommerceService
+    orders: OrderService
     moderation: ModerationService
     words_sync: WordListSync
     hub: Hub
@@ -48,6 +50,10 @@ class Context:
         self._tasks.add(task)
         task.add_done_callback(_finished)
         task.add_done_callback(self._tasks.discard)
+
+    async def snapshot(self, room_id: str) -> dict[str, Any]:
+        """What a late joiner's welcome carries: open packets, lotteries and sales."""
+        return {**await self.commerce.snapshot(room_id), **await self.orders.snapshot(room_id)}
 
     async def interactions(self, viewer: Viewer, message: Grab | Enter) -> dict[str, Any]:
         """A red-packet grab or a lottery entry from a viewer in its room."""

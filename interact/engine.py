@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 
 from commerce.ledger import Ledger
 from commerce.lottery_store import LotteryStore
+from commerce.nonce_store import NonceStore
 from commerce.redpacket_store import RedPacketStore
+from commerce.sale_store import SaleStore
 from moderation.moderation_log import ModerationLog
 from moderation.mute_store import MuteStore
 from moderation.rate_limiter import RateLimiter
@@ -40,6 +42,8 @@ class Engine:
     packets: RedPacketStore
     lotteries: LotteryStore
     ledger: Ledger
+    sales: SaleStore
+    nonces: NonceStore
     limiter: RateLimiter
     mutes: MuteStore
     modlog: ModerationLog
@@ -60,7 +64,9 @@ class Engine:
 def memory_engine(history_size: int) -> Engine:
     from commerce.ledger_memory import MemoryLedger
     from commerce.lottery_store_memory import MemoryLotteryStore
+    from commerce.nonce_store import MemoryNonceStore
     from commerce.redpacket_store_memory import MemoryRedPacketStore
+    from commerce.sale_store_memory import MemorySaleStore
     from moderation.moderation_log_memory import MemoryModerationLog
     from moderation.mute_store_memory import MemoryMuteStore
     from moderation.rate_limiter_memory import MemoryRateLimiter
@@ -87,6 +93,8 @@ def memory_engine(history_size: int) -> Engine:
         packets=MemoryRedPacketStore(ledger),
         lotteries=MemoryLotteryStore(ledger),
         ledger=ledger,
+        sales=MemorySaleStore(ledger),
+        nonces=MemoryNonceStore(),
         limiter=MemoryRateLimiter(),
         mutes=MemoryMuteStore(),
         modlog=MemoryModerationLog(),
@@ -102,7 +110,9 @@ def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
     from commerce.keys import CommerceKeys
     from commerce.ledger_redis import RedisLedger
     from commerce.lottery_store_redis import RedisLotteryStore
+    from commerce.nonce_store import RedisNonceStore
     from commerce.redpacket_store_redis import RedisRedPacketStore
+    from commerce.sale_store_redis import RedisSaleStore
     from moderation.keys import ModerationKeys
     from moderation.moderation_log_redis import RedisModerationLog
     from moderation.mute_store_redis import RedisMuteStore
@@ -147,6 +157,8 @@ def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
         packets=RedisRedPacketStore(client, money_keys),
         lotteries=RedisLotteryStore(client, money_keys),
         ledger=RedisLedger(client, money_keys),
+        sales=RedisSaleStore(client, money_keys),
+        nonces=RedisNonceStore(client, prefix),
         limiter=RedisRateLimiter(client, mod_keys),
         mutes=RedisMuteStore(client, mod_keys),
         modlog=RedisModerationLog(client, mod_keys),

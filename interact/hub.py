@@ -64,6 +64,7 @@ class LocalRoom:
         "online_sent",
         "pending_likes",
         "queue",
+        "stock",
         "subscribed",
     )
 
@@ -79,6 +80,7 @@ class LocalRoom:
         self.pending_likes = 0
         self.online = 0
         self.online_sent = 0
+        self.stock: dict[str, int] = {}  # sale id -> latest stock left, until the next flush
         self.subscribed: asyncio.Future[None] | None = None
 
     def count(self) -> int:
@@ -256,6 +258,8 @@ class Hub:
         kind = out.kind
         if kind == "like":
             room.like_total = max(room.like_total, int(out.obj.get("total", 0)))
+        elif kind == "stock" and isinstance(out.obj.get("id"), str):
+            room.stock[out.obj["id"]] = int(out.obj.get("left", 0))  # latest wins
         else:
             room.queue.append(out)
             if out.is_danmaku:
@@ -336,6 +340,9 @@ class Hub:
         if room.like_total > room.like_sent:
             room.like_sent = room.like_total
             outs.append(Out({"t": "like", "total": room.like_total}))
+        if room.stock:
+            outs.extend(Out({"t": "stock", "id": i, "left": n}) for i, n in room.stock.items())
+            room.stock = {}
         if room.online != room.online_sent:
             room.online_sent = room.online
             outs.append(Out({"t": "online", "count": room.online}))

@@ -93,7 +93,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
             _query_int(query.get("since")),
             query.get("epoch"),
             welcome,
-            snapshot=ctx.commerce.snapshot,
+            snapshot=ctx.snapshot,
         )
     except Exception:
         log.warning("join of room %s failed", room.id, exc_info=True)

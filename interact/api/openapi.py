@@ -138,6 +138,40 @@ def document() -> dict[str, Any]:
         f"{room_path}/moderation/review/{{item_id}}/drop": {
             "post": _op("Drop a held comment", "operator, the room's anchor", ok=204)
         },
+        f"{room_path}/sales": {
+            "post": _op(
+                "Put a flash sale on the shelf",
+                "operator, the room's anchor",
+                {
+                    "title": _S,
+                    "sku": _S,
+                    "price_fen": _I,
+                    "stock": _I,
+                    "limit": _I,
+                    "starts_at": _I,
+                    "ends_at": _I,
+                    "reserve_seconds": _I,
+                },
+                201,
+            )
+        },
+        "/api/v1/sales/{sale_id}": {"get": _op("A sale and its stock")},
+        "/api/v1/sales/{sale_id}/orders": {
+            "post": _op("Reserve (Idempotency-Key header)", "any user", {"qty": _I}, 201)
+        },
+        "/api/v1/orders/{order_id}": {"get": _op("An order", "its buyer, operators")},
+        f"{room_path}/orders": {"get": _op("The room's orders", "operator, the room's anchor")},
+        "/api/v1/orders/{order_id}/pay": {"post": _op("wx.requestPayment parameters", "buyer")},
+        "/api/v1/orders/{order_id}/cancel": {"post": _op("Cancel", "buyer, operators")},
+        "/api/v1/orders/{order_id}/refund": {
+            "post": _op("Refund", "operator, the room's anchor", {"restock": _B, "reason": _S})
+        },
+        "/api/v1/pay/dev/{order_id}/confirm": {
+            "post": _op("Dev provider: stands in for the payment notification", "buyer")
+        },
+        "/api/v1/pay/wechat/notify": {
+            "post": _op("WeChat Pay notification (signed; no bearer token)", ok=204)
+        },
         "/healthz": {"get": _op("Process is up")},
         "/readyz": {"get": _op("Engine reachable")},
         "/metrics": {"get": _op("Prometheus metrics")},
