@@ -130,6 +130,9 @@ def start(
         if key not in ("INTERACT_SECRET", "INTERACT_LOG_LEVEL"):
             env.pop(key)  # the memory engine and defaults, whatever the shell has set
     argv = [sys.executable, "-m", "interact", "serve", "--host", host, "--port", str(port)]
+    # Synthetic senders comment far faster than a viewer may: moderation's pacing is off
+    # so the harness measures fan-out, not refusals (pass extra_args to turn it back on).
+    argv += ["--rate-per-s", "0", "--repeat-window", "0", "--room-cap-per-s", "0"]
     argv += extra_args or []
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]
