@@ -254,7 +254,12 @@ class OrderService:
             raise Conflict("the payment does not match the order")
         if result.outcome is ConfirmOutcome.CONFIRMED:
             self._dirty.add(order.sale_id)
-        if result.outcome is ConfirmOutcome.LATE:
+        late_again = (
+            result.outcome is ConfirmOutcome.DUPLICATE
+            and result.order.status is OrderStatus.PAID_LATE
+        )
+        if result.outcome is ConfirmOutcome.LATE or late_again:
+            # (late_again: WeChat redelivered because the first refund attempt failed.)
             # The money arrived after the order was released: refund it, never keep it,
             # never take the stock again.
             log.warning("late payment for order %s: refunding", order.id)

@@ -67,6 +67,15 @@ class DevProvider:
         return None
 
 
+class NoProvider(DevProvider):
+    """No payment configured: orders reserve, paying answers 503 until one is set up."""
+
+    name = "none"
+
+    async def pay_params(self, order: Order, description: str) -> dict[str, Any]:
+        raise Unavailable("no payment provider is configured")
+
+
 class WeChatProvider:
     """WeChat Pay v3 JSAPI for mini-programs; the payer is the buyer's openid (their uid)."""
 

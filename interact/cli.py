@@ -74,6 +74,14 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         except (WordListError, OSError) as exc:
             print(f"interact serve: words_file {config.words_file}: {exc}", file=sys.stderr)
             return 2
+    if config.payment == "wechat":
+        from interact.orders_setup import merchant_config
+
+        try:
+            merchant_config(config)
+        except (ValueError, OSError) as exc:
+            print(f"interact serve: WeChat Pay settings: {exc}", file=sys.stderr)
+            return 2
     logs.setup(config.log_level, config.log_format)
     if config.content_security and not (config.wechat_appid and config.wechat_secret):
         log.warning("content_security is on but WeChat is not configured: it stays off")

@@ -84,7 +84,10 @@ class Config:
     def payment(self) -> str:
         if self.pay_provider:
             return self.pay_provider
-        return "wechat" if self.wechatpay_mchid else "dev"
+        if self.wechatpay_mchid:
+            return "wechat"
+        # The dev provider lets a buyer mark their own order paid: only in the embedded setup.
+        return "dev" if self.engine == "memory" else "none"
 
     @property
     def dev_login_enabled(self) -> bool:
@@ -115,8 +118,8 @@ class Config:
             raise ValueError("redis_prefix must not contain braces (they are hash tags)")
         if self.tick_ms < 1 or self.history_size < 1 or self.max_frame_bytes < 64:
             raise ValueError("tick_ms, history_size and max_frame_bytes must be positive")
-        if self.pay_provider not in ("", "dev", "wechat"):
-            raise ValueError("pay_provider must be dev or wechat")
+        if self.pay_provider not in ("", "dev", "wechat", "none"):
+            raise ValueError("pay_provider must be dev, wechat or none")
         if self.payment == "wechat":
             missing = [
                 name for name in ("wechatpay_mchid", "wechatpay_serial",
@@ -175,7 +178,8 @@ HELP: dict[str, str] = {
     "content_security_per_minute": "msgSecCheck calls per minute for this process",
     "content_security_failures": "consecutive msgSecCheck failures that open its breaker",
     "content_security_cooldown": "seconds the msgSecCheck breaker stays open before a probe",
-    "pay_provider": "dev or wechat (default: wechat when WeChat Pay is configured, else dev)",
+    "pay_provider": "dev, wechat or none (default: wechat when configured; dev with the "
+    "memory engine; none otherwise)",
     "wechatpay_mchid": "WeChat Pay merchant id",
     "wechatpay_appid": "app id paid for (default: wechat_appid)",
     "wechatpay_serial": "serial number of the merchant API certificate",
@@ -187,7 +191,7 @@ HELP: dict[str, str] = {
     "wechatpay_notify_url": "public URL of POST /api/v1/pay/wechat/notify",
     "wechatpay_base_url": "WeChat Pay API root (a local fake in tests)",
     "max_packet_fen": "largest red packet, fen (default 20,000 yuan)",
-    "sweep_interval": "seconds between sweeps for expired red packets and due lotteries",
+    "sweep_interval": "seconds between sweeps: expired red packets and orders, due lotteries",
     "wechat_appid": "mini-program app id (enables POST /api/v1/auth/wechat)",
     "wechat_secret": "mini-program app secret",
     "wechat_api_base": "base URL of the WeChat API (a local fake in tests)",

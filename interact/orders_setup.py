@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from commerce.orders import OrderService
 from commerce.pay_client import WeChatPayClient
-from commerce.payment import DevProvider, PaymentProvider, WeChatProvider
+from commerce.payment import DevProvider, NoProvider, PaymentProvider, WeChatProvider
 from commerce.wechatpay import MerchantConfig
 from interact.config import Config
 from interact.engine import Engine
@@ -26,7 +26,7 @@ def merchant_config(config: Config) -> MerchantConfig:
 
 def build_orders(config: Config, engine: Engine) -> OrderService:
     merchant = None
-    provider: PaymentProvider = DevProvider()
+    provider: PaymentProvider = DevProvider() if config.payment == "dev" else NoProvider()
     if config.payment == "wechat":
         merchant = merchant_config(config)
         provider = WeChatProvider(WeChatPayClient(merchant, config.wechatpay_base_url))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from commerce.orders import order_body, sale_body
+from commerce.orders import NotifyAnswer, order_body, sale_body
 from interact.api.commerce import _open_room_for_staff, _staff_of_entity
 from interact.api.common import body, caller, ctx, json_response, query_int
 from interact.api.rooms import STAFF, _room_for_staff
-from interact.errors import BadRequest, Forbidden
+from interact.errors import BadRequest, Forbidden, InteractError
 from interact.tokens import Role
 
 routes = web.RouteTableDef()
@@ -111,7 +111,10 @@ async def dev_confirm(request: web.Request) -> web.Response:
 @routes.post("/pay/wechat/notify")
 async def wechat_notify(request: web.Request) -> web.Response:
     raw = await request.read()
-    answer = await ctx(request).orders.notify(request.headers, raw)
+    try:
+        answer = await ctx(request).orders.notify(request.headers, raw)
+    except InteractError as exc:  # e.g. the refund of a late payment could not be placed
+        answer = NotifyAnswer(exc.status, exc.message)
     if answer.status == 204:
         return web.Response(status=204)
     # WeChat's format for a refusal; it retries later (for about 24 h).

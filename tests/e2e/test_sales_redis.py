@@ -22,6 +22,7 @@ def env_for(url: str, prefix: str) -> dict[str, str]:
         "INTERACT_REDIS_URL": url,
         "INTERACT_REDIS_PREFIX": prefix,
         "INTERACT_SWEEP_INTERVAL": "0.2",
+        "INTERACT_PAY_PROVIDER": "dev",  # on Redis it must be asked for explicitly
     }
 
 
@@ -123,3 +124,21 @@ async def test_an_acknowledged_payment_survives_a_redis_crash(
         assert status == 201 and replay["id"] == paid_ids[0] and replay["status"] == "paid"
     finally:
         stop_redis_server(proc)
+
+
+async def test_without_a_payment_provider_orders_reserve_but_pay_is_503(
+    servers: StartServer, session: aiohttp.ClientSession, redis_url: str, redis_prefix: str
+) -> None:
+    server = servers(env={"INTERACT_REDIS_URL": redis_url, "INTERACT_REDIS_PREFIX": redis_prefix})
+    op = Api(session, server.base, server.token("ops", "operator"))
+    rid = (await op.live_room())["id"]
+    sale = await make_sale(op, rid)
+    buyer = Api(session, server.base, server.token("b"))
+    status, placed = await order(buyer, sale["id"], "k")
+    assert status == 201
+    status, body = await buyer.call("POST", f"/api/v1/orders/{placed['id']}/pay")
+    assert status == 503 and body["error"]["code"] == "overloaded"
+    status, _ = await buyer.call("POST", f"/api/v1/pay/dev/{placed['id']}/confirm")
+    assert status == 404  # no free payments on a real deployment
+    _, still = await buyer.call("GET", f"/api/v1/orders/{placed['id']}")
+    assert still["status"] == "reserved"

@@ -182,3 +182,20 @@ async def test_wechat_down_keeps_the_reservation(shop: Shop) -> None:
     assert status == 503 and body["error"]["code"] == "overloaded"
     _, after = await shop.buyer.call("GET", f"/api/v1/orders/{placed['id']}")
     assert after["status"] == "reserved"
+
+
+async def test_a_failed_late_refund_is_retried_on_redelivery(shop: Shop) -> None:
+    placed, _ = await reserve_and_pay(shop, stock=1, limit=1, reserve_seconds=1)
+    no = out_trade_no(placed["id"])
+    await asyncio.sleep(2.0)
+    shop.fake.fail_next("/v3/refund/domestic/refunds", status=500, times=10)
+    await shop.fake.pay(no, force=True)
+    first = shop.fake.deliveries[-1]
+    assert first.status is not None and first.status >= 500  # WeChat will redeliver
+    _, mid = await shop.buyer.call("GET", f"/api/v1/orders/{placed['id']}")
+    assert mid["status"] == "paid_late"
+    shop.fake._faults.clear()
+    again = await shop.fake.resend(first)  # WeChat's retry: re-signed, a new nonce
+    assert again.status == 204
+    _, done = await shop.buyer.call("GET", f"/api/v1/orders/{placed['id']}")
+    assert done["status"] == "refunded" and done["restocked"] is False

@@ -228,3 +228,9 @@ def test_explicit_dev_login_wins() -> None:
 def test_dev_login_defaults_off_on_redis() -> None:
     assert Config(redis_url="redis://127.0.0.1:6379/0").dev_login_enabled is False
     assert Config(redis_url="redis://x", dev_login=True).dev_login_enabled is True
+
+
+def test_payment_provider_defaults() -> None:
+    assert Config().payment == "dev"
+    assert Config(redis_url="redis://x").payment == "none"
+    assert Config(redis_url="redis://x", pay_provider="dev").payment == "dev"

@@ -130,7 +130,7 @@ async def make(fake: FakeWeChatPay, receiver: Receiver) -> AsyncIterator[Make]:
 
     async def build(config: MerchantConfig | None = None, **kwargs: Any) -> WeChatPayClient:
         assert fake.base_url is not None
-        kwargs.setdefault("timeout", 2.0)
+        kwargs.setdefault("timeout", 10.0)  # generous: CI machines are shared and busy
         kwargs.setdefault("backoff", 0.01)
         base_url = kwargs.pop("base_url", fake.base_url)
         client = WeChatPayClient(config or receiver.config, base_url, **kwargs)  # type: ignore[arg-type]
