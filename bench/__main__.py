@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import fanout
+from bench import fanout, storm
 
-SCENARIOS = {"fanout": fanout}
+SCENARIOS = {"fanout": fanout, "storm": storm}
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
