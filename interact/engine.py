@@ -124,6 +124,7 @@ def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
     from rooms.danmaku_log_redis import RedisDanmakuLog
     from rooms.keys import RoomKeys
     from rooms.presence_redis import RedisPresence
+    from rooms.redis_pipe import attach_pipe
     from rooms.room_store_redis import RedisRoomStore
     from rooms.stats_redis import RedisRoomStats
 
@@ -134,6 +135,8 @@ def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
         url, decode_responses=False, max_connections=64, timeout=20
     )
     client = redis.Redis.from_pool(pool)
+    # The hot scripts (grab, reserve, append, pacing) go over one pipelined connection.
+    pipe = attach_pipe(client)
     keys = RoomKeys(prefix)
     money_keys = CommerceKeys(prefix)
     mod_keys = ModerationKeys(prefix)
@@ -145,6 +148,8 @@ def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
             return False
 
     async def close() -> None:
+        if pipe is not None:
+            await pipe.close()
         await client.aclose()
 
     return Engine(

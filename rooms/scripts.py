@@ -8,6 +8,8 @@ from importlib import resources
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from rooms.redis_pipe import FastScript, pipe_of
+
 
 @cache
 def source(name: str, package: str = "rooms") -> str:
@@ -15,6 +17,10 @@ def source(name: str, package: str = "rooms") -> str:
     return resources.files(package).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
 
 
-def register(client: Redis, name: str, package: str = "rooms") -> AsyncScript:
-    """A callable script; redis-py runs it by EVALSHA and reloads it after a Redis restart."""
+def register(client: Redis, name: str, package: str = "rooms") -> AsyncScript | FastScript:
+    """A callable script run by EVALSHA and reloaded after a Redis restart: over the
+    client's pipe when the engine attached one (the hot path), else through redis-py."""
+    pipe = pipe_of(client)
+    if pipe is not None:
+        return FastScript(pipe, source(name, package))
     return client.register_script(source(name, package))
