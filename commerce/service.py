@@ -51,6 +51,7 @@ DRAW_LEASE_MS = 30_000
 MAX_PASSWORD_LEN = 20
 # Open password items of a room are cached this long, so a comment costs no Redis call.
 PASSWORD_CACHE_S = 1.0
+META_CACHE = 10_000
 
 
 def now_ms() -> int:
@@ -171,6 +172,7 @@ class CommerceService:
         self.limits = limits or CommerceLimits()
         self.clock = clock
         self._passwords: dict[str, tuple[float, list[tuple[str, str, str]]]] = {}
+        self._meta: dict[str, Lottery] = {}
 
     # -- red packets -------------------------------------------------------------
 
@@ -318,8 +320,7 @@ class CommerceService:
         """A click to join; ``watched_ms`` is the viewer's time in the room, server-counted."""
         if room_of(lottery_id) is None or (room_id is not None and room_of(lottery_id) != room_id):
             raise NotFound(f"no lottery {lottery_id[:80]} in this room")
-        view = await self.get_lottery(lottery_id)
-        cond = view.lottery.condition
+        cond = (await self._lottery_meta(lottery_id)).condition
         if cond.kind is ConditionKind.PASSWORD:
             raise Forbidden("this lottery is entered by sending its password as a comment")
         if cond.kind is ConditionKind.WATCH:
@@ -330,6 +331,17 @@ class CommerceService:
                     watched_ms=watched_ms or 0,
                 )
         return await self._enter(lottery_id, uid)
+
+    async def _lottery_meta(self, lottery_id: str) -> Lottery:
+        """A lottery's record, which never changes once created: cached, so an entry costs
+        one store step (the entry script itself checks that it is still open)."""
+        lottery = self._meta.get(lottery_id)
+        if lottery is None:
+            lottery = (await self.get_lottery(lottery_id)).lottery
+            if len(self._meta) >= META_CACHE:
+                self._meta.clear()
+            self._meta[lottery_id] = lottery
+        return lottery
 
     async def _enter(self, lottery_id: str, uid: str) -> int:
         result = await self.lotteries.enter(lottery_id, uid, self.clock())
