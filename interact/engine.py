@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from commerce.ledger import Ledger
 from commerce.lottery_store import LotteryStore
@@ -21,6 +22,11 @@ from rooms.danmaku_log import DanmakuLog
 from rooms.presence import Presence
 from rooms.room_store import RoomStore
 from rooms.stats import RoomStats
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from rooms.redis_pipe import RedisPipe
 
 
 async def _always_ready() -> bool:
@@ -104,8 +110,23 @@ def memory_engine(history_size: int) -> Engine:
     )
 
 
-def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
+def connect_redis(url: str) -> tuple[Redis, RedisPipe | None]:
+    """A redis-py client and the pipelined connection its hot scripts use."""
     import redis.asyncio as redis
+
+    from rooms.redis_pipe import attach_pipe
+
+    # redis-py's default pool raises MaxConnectionsError past 100 commands in flight; a
+    # blocking pool makes a burst wait for a connection instead (a ?max_connections=
+    # in the URL still overrides the size).
+    pool = redis.BlockingConnectionPool.from_url(
+        url, decode_responses=False, max_connections=64, timeout=20
+    )
+    client = redis.Redis.from_pool(pool)
+    return client, attach_pipe(client)
+
+
+def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
 
     from commerce.keys import CommerceKeys
     from commerce.ledger_redis import RedisLedger
@@ -124,19 +145,10 @@ def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
     from rooms.danmaku_log_redis import RedisDanmakuLog
     from rooms.keys import RoomKeys
     from rooms.presence_redis import RedisPresence
-    from rooms.redis_pipe import attach_pipe
     from rooms.room_store_redis import RedisRoomStore
     from rooms.stats_redis import RedisRoomStats
 
-    # redis-py's default pool raises MaxConnectionsError past 100 commands in flight; a
-    # blocking pool makes a burst wait for a connection instead (a ?max_connections=
-    # in the URL still overrides the size).
-    pool = redis.BlockingConnectionPool.from_url(
-        url, decode_responses=False, max_connections=64, timeout=20
-    )
-    client = redis.Redis.from_pool(pool)
-    # The hot scripts (grab, reserve, append, pacing) go over one pipelined connection.
-    pipe = attach_pipe(client)
+    client, pipe = connect_redis(url)
     keys = RoomKeys(prefix)
     money_keys = CommerceKeys(prefix)
     mod_keys = ModerationKeys(prefix)

@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+import redis.asyncio as aioredis
 
-from interact.engine import Engine, memory_engine, redis_engine
+from interact.engine import Engine, connect_redis, memory_engine, redis_engine
 
 HISTORY_SIZE = 10
 
 MakeEngine = Callable[..., Awaitable[Engine]]
+NewClient = Callable[[], aioredis.Redis]
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -49,3 +51,21 @@ async def make_engine(kind: str, request: pytest.FixtureRequest) -> AsyncIterato
 @pytest.fixture
 async def engine(make_engine: MakeEngine) -> Engine:
     return await make_engine()
+
+
+@pytest.fixture
+async def new_redis_client(request: pytest.FixtureRequest) -> AsyncIterator[NewClient]:
+    """Clients built as the engine builds them (blocking pool, hot scripts over a pipe),
+    each one a separate process's connections; all closed after the test."""
+    made = []
+
+    def make() -> aioredis.Redis:
+        client, pipe = connect_redis(request.getfixturevalue("redis_url"))
+        made.append((client, pipe))
+        return client
+
+    yield make
+    for client, pipe in made:
+        if pipe is not None:
+            await pipe.close()
+        await client.aclose()

@@ -12,22 +12,23 @@ from commerce.keys import CommerceKeys
 from commerce.ledger import LEDGER_MAXLEN, Ledger, parse_id
 from commerce.ledger_memory import MemoryLedger
 from commerce.ledger_redis import RedisLedger
+from tests.contract.conftest import NewClient
 
 MakeLedger = Callable[..., Ledger]
 
 
 @pytest.fixture
-async def make_ledger(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[MakeLedger]:
+async def make_ledger(
+    kind: str, request: pytest.FixtureRequest, new_redis_client: NewClient
+) -> AsyncIterator[MakeLedger]:
     """Build ledgers of ``kind``; on redis each has its own client and this test's prefix."""
     clients: list[aioredis.Redis] = []
 
     def make(maxlen: int = LEDGER_MAXLEN) -> Ledger:
         if kind == "memory":
             return MemoryLedger(maxlen=maxlen)
-        url = request.getfixturevalue("redis_url")
         prefix = request.getfixturevalue("redis_prefix")
-        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=32, timeout=20)
-        client = aioredis.Redis.from_pool(pool)
+        client = new_redis_client()
         clients.append(client)
         return RedisLedger(client, CommerceKeys(prefix), maxlen=maxlen)
 

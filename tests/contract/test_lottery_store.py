@@ -33,6 +33,7 @@ from commerce.models import (
     PrizeKind,
 )
 from interact.errors import Code, Conflict
+from tests.contract.conftest import NewClient
 
 T0 = 1_700_000_000_000
 DURATION = 600_000
@@ -51,7 +52,9 @@ MakeStores = Callable[[], Stores]
 
 
 @pytest.fixture
-async def make_stores(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[MakeStores]:
+async def make_stores(
+    kind: str, request: pytest.FixtureRequest, new_redis_client: NewClient
+) -> AsyncIterator[MakeStores]:
     """Build stores of ``kind``; on redis each call is a new client (a second process)."""
     clients: list[aioredis.Redis] = []
 
@@ -59,11 +62,8 @@ async def make_stores(kind: str, request: pytest.FixtureRequest) -> AsyncIterato
         if kind == "memory":
             ledger = MemoryLedger()
             return Stores(ledger, MemoryLotteryStore(ledger))
-        url = request.getfixturevalue("redis_url")
         keys = CommerceKeys(request.getfixturevalue("redis_prefix"))
-        # A blocking pool: thousands of entries in flight wait for a connection.
-        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=20)
-        client = aioredis.Redis.from_pool(pool)
+        client = new_redis_client()
         clients.append(client)
         return Stores(RedisLedger(client, keys), RedisLotteryStore(client, keys))
 

@@ -12,6 +12,7 @@ from moderation.keys import ModerationKeys
 from moderation.moderation_log import MODLOG_MAXLEN, ModerationLog, parse_id
 from moderation.moderation_log_memory import MemoryModerationLog
 from moderation.moderation_log_redis import RedisModerationLog
+from tests.contract.conftest import NewClient
 
 MakeLog = Callable[..., ModerationLog]
 
@@ -27,17 +28,17 @@ EVENT = {
 
 
 @pytest.fixture
-async def make_log(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[MakeLog]:
+async def make_log(
+    kind: str, request: pytest.FixtureRequest, new_redis_client: NewClient
+) -> AsyncIterator[MakeLog]:
     """Build logs of ``kind``; on redis each has its own client and this test's prefix."""
     clients: list[aioredis.Redis] = []
 
     def make(maxlen: int = MODLOG_MAXLEN) -> ModerationLog:
         if kind == "memory":
             return MemoryModerationLog(maxlen=maxlen)
-        url = request.getfixturevalue("redis_url")
         prefix = request.getfixturevalue("redis_prefix")
-        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=20)
-        client = aioredis.Redis.from_pool(pool)
+        client = new_redis_client()
         clients.append(client)
         return RedisModerationLog(client, ModerationKeys(prefix), maxlen=maxlen)
 

@@ -12,6 +12,7 @@ from moderation.keys import ModerationKeys
 from moderation.mute_store import REFUSALS_CAP, Ban, Mute, MuteStore
 from moderation.mute_store_memory import MemoryMuteStore
 from moderation.mute_store_redis import RedisMuteStore
+from tests.contract.conftest import NewClient
 
 NOW = 1_700_000_000_000
 MIN = 60_000
@@ -21,15 +22,15 @@ Backend = tuple[aioredis.Redis, ModerationKeys] | None
 
 
 @pytest.fixture
-async def backend(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+async def backend(
+    kind: str, request: pytest.FixtureRequest, new_redis_client: NewClient
+) -> AsyncIterator[Backend]:
     """None on memory; on redis a client of its own and this test's key layout."""
     if kind == "memory":
         yield None
         return
-    url = request.getfixturevalue("redis_url")
     prefix = request.getfixturevalue("redis_prefix")
-    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=20)
-    client = aioredis.Redis.from_pool(pool)
+    client = new_redis_client()
     yield client, ModerationKeys(prefix)
     await client.aclose()
 

@@ -33,6 +33,7 @@ from commerce.redpacket_store_memory import MemoryRedPacketStore
 from commerce.redpacket_store_redis import RedisRedPacketStore
 from commerce.split import split_equal, split_random
 from interact.errors import Code, Conflict
+from tests.contract.conftest import NewClient
 
 T0 = 1_700_000_000_000
 TTL = 60_000
@@ -49,7 +50,9 @@ MakeStores = Callable[[], Stores]
 
 
 @pytest.fixture
-async def make_stores(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[MakeStores]:
+async def make_stores(
+    kind: str, request: pytest.FixtureRequest, new_redis_client: NewClient
+) -> AsyncIterator[MakeStores]:
     """Build stores of ``kind``; on redis each call is a new client (a second process)."""
     clients: list[aioredis.Redis] = []
 
@@ -57,11 +60,8 @@ async def make_stores(kind: str, request: pytest.FixtureRequest) -> AsyncIterato
         if kind == "memory":
             ledger = MemoryLedger()
             return Stores(ledger, MemoryRedPacketStore(ledger))
-        url = request.getfixturevalue("redis_url")
         keys = CommerceKeys(request.getfixturevalue("redis_prefix"))
-        # A blocking pool: 2,000 grabs in flight wait for a connection instead of raising.
-        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=20)
-        client = aioredis.Redis.from_pool(pool)
+        client = new_redis_client()
         clients.append(client)
         return Stores(RedisLedger(client, keys), RedisRedPacketStore(client, keys))
 

@@ -14,6 +14,7 @@ from moderation.memory import parse_id
 from moderation.review_queue import REVIEW_MAXLEN, ReviewQueue
 from moderation.review_queue_memory import MemoryReviewQueue
 from moderation.review_queue_redis import RedisReviewQueue
+from tests.contract.conftest import NewClient
 
 MakeQueue = Callable[..., ReviewQueue]
 
@@ -30,17 +31,17 @@ HELD = {
 
 
 @pytest.fixture
-async def make_queue(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[MakeQueue]:
+async def make_queue(
+    kind: str, request: pytest.FixtureRequest, new_redis_client: NewClient
+) -> AsyncIterator[MakeQueue]:
     """Build queues of ``kind``; on redis they share one client and this test's prefix."""
     clients: list[aioredis.Redis] = []
 
     def make(max_items: int = REVIEW_MAXLEN) -> ReviewQueue:
         if kind == "memory":
             return MemoryReviewQueue(max_items=max_items)
-        url = request.getfixturevalue("redis_url")
         prefix = request.getfixturevalue("redis_prefix")
-        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=20)
-        client = aioredis.Redis.from_pool(pool)
+        client = new_redis_client()
         clients.append(client)
         return RedisReviewQueue(client, ModerationKeys(prefix), max_items=max_items)
 

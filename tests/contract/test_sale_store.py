@@ -32,6 +32,7 @@ from commerce.sale_store import SaleStore
 from commerce.sale_store_memory import MemorySaleStore
 from commerce.sale_store_redis import RedisSaleStore
 from interact.errors import Code, Conflict
+from tests.contract.conftest import NewClient
 
 T0 = 1_700_000_000_000
 HOUR = 3_600_000
@@ -51,7 +52,9 @@ MakeStores = Callable[[], Stores]
 
 
 @pytest.fixture
-async def make_stores(kind: str, request: pytest.FixtureRequest) -> AsyncIterator[MakeStores]:
+async def make_stores(
+    kind: str, request: pytest.FixtureRequest, new_redis_client: NewClient
+) -> AsyncIterator[MakeStores]:
     """Build stores of ``kind``; on redis each call is a new client (a second process)."""
     clients: list[aioredis.Redis] = []
 
@@ -59,11 +62,8 @@ async def make_stores(kind: str, request: pytest.FixtureRequest) -> AsyncIterato
         if kind == "memory":
             ledger = MemoryLedger()
             return Stores(ledger, MemorySaleStore(ledger))
-        url = request.getfixturevalue("redis_url")
         keys = CommerceKeys(request.getfixturevalue("redis_prefix"))
-        # A blocking pool: 5,000 reserves in flight wait for a connection instead of raising.
-        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=20)
-        client = aioredis.Redis.from_pool(pool)
+        client = new_redis_client()
         clients.append(client)
         return Stores(RedisLedger(client, keys), RedisSaleStore(client, keys))
 
