@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from moderation.keys import ModerationKeys
 from moderation.mute_store import REFUSALS_CAP, Ban, Mute, check_until, check_window
 from moderation.scripts import register, text
+from rooms.redis_pipe import command
 
 
 def _info(by: str, reason: str, now_ms: int) -> bytes:
@@ -63,7 +64,8 @@ class RedisMuteStore:
         return bool(removed)
 
     async def muted_until(self, room_id: str, uid: str, now_ms: int) -> int | None:
-        until = await self._client.zscore(self._keys.mutes(room_id), uid)
+        raw = await command(self._client, "ZSCORE", self._keys.mutes(room_id), uid)
+        until = None if raw is None else float(raw)
         if until is None or until <= now_ms:
             return None
         return int(until)
@@ -94,8 +96,8 @@ class RedisMuteStore:
         return bool(await self._unset(keys=[k.bans(), k.ban_info()], args=[int(now_ms), uid]))
 
     async def banned(self, uid: str, now_ms: int) -> bool:
-        until = await self._client.zscore(self._keys.bans(), uid)
-        return until is not None and until > now_ms
+        raw = await command(self._client, "ZSCORE", self._keys.bans(), uid)
+        return raw is not None and float(raw) > now_ms
 
     async def list_bans(self, now_ms: int) -> list[Ban]:
         k = self._keys

@@ -18,6 +18,7 @@ from moderation.room_settings import (
     window_seconds,
 )
 from moderation.scripts import register, text
+from rooms.redis_pipe import command
 
 _SLOW_FIELDS = ("slow_s", "slow_until", "slow_by")
 
@@ -42,7 +43,9 @@ class RedisModerationSettings:
         )
 
     async def slow_mode(self, room_id: str, now_ms: int) -> SlowMode:
-        seconds, until, by = await self._client.hmget(self._keys.settings(room_id), _SLOW_FIELDS)
+        seconds, until, by = await command(
+            self._client, "HMGET", self._keys.settings(room_id), *_SLOW_FIELDS
+        )
         if seconds is None:
             return SLOW_MODE_OFF
         until_ms = int(until) if until else None

@@ -169,3 +169,12 @@ def attach_pipe(client: Redis) -> RedisPipe | None:
 
 def pipe_of(client: Redis) -> RedisPipe | None:
     return _pipes.get(client)
+
+
+async def command(client: Redis, *args: Arg) -> Any:
+    """One plain command on the hot path: over the client's pipe when it has one (raw
+    reply: bulk strings as bytes), else through redis-py (its reply parsing)."""
+    pipe = _pipes.get(client)
+    if pipe is not None:
+        return await pipe.execute(*args)
+    return await client.execute_command(*args)
