@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import fanout, storm
+from bench import fanout, sale, storm
 
-SCENARIOS = {"fanout": fanout, "storm": storm}
+SCENARIOS = {"fanout": fanout, "storm": storm, "sale": sale}
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

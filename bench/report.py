@@ -88,5 +88,25 @@ def write_json(path: str | Path, doc: dict[str, Any]) -> None:
     p.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS) + b"\n")
 
 
+def git_state(path: str | Path = ".") -> dict[str, Any]:
+    """The commit under test and the files changed in the working tree (what ran)."""
+    import subprocess
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(path), *args], capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.rstrip() if out.returncode == 0 else None
+
+    status = git("status", "--porcelain")
+    return {
+        "commit": (git("rev-parse", "HEAD") or "").strip() or None,
+        "changed": status.splitlines() if status else [],
+    }
+
+
 def command_line() -> str:
     return " ".join([Path(sys.executable).name, "-m", "bench", *sys.argv[1:]])
