@@ -41,15 +41,35 @@ def issue(secret: str, user: User, ttl: int, now: float | None = None) -> str:
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
+# Verified tokens, so a client's every request does not pay for HMAC and JSON again:
+# token -> (user, exp). Bounded; an entry is used only until its token expires.
+_VERIFIED: dict[tuple[str, str], tuple[User, int]] = {}
+_VERIFIED_MAX = 50_000
+
+
 def verify(secret: str, token: str) -> User:
     """The token's user, or ``Unauthorized`` for a forged, expired or malformed token."""
+    cached = _VERIFIED.get((secret, token))
+    if cached is not None:
+        if cached[1] > time.time():
+            return cached[0]
+        del _VERIFIED[(secret, token)]
+    user, exp = _decode(secret, token)
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()
+    _VERIFIED[(secret, token)] = (user, exp)
+    return user
+
+
+def _decode(secret: str, token: str) -> tuple[User, int]:
     try:
         claims = jwt.decode(
             token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "role"]}
         )
-        return User(
+        user = User(
             uid=str(claims["sub"]), nick=str(claims.get("nick") or ""), role=Role(claims["role"])
         )
+        return user, int(claims["exp"])
     except jwt.ExpiredSignatureError:
         raise Unauthorized("token expired") from None
     except (jwt.InvalidTokenError, ValueError, KeyError, TypeError):

@@ -46,6 +46,18 @@ class _Protocol(asyncio.Protocol):
         self.reader = hiredis.Reader()
         self.waiters: deque[asyncio.Future[Any]] = deque()
         self.lost: Exception | None = None
+        # Commands issued in one turn of the event loop leave in one write (one syscall).
+        self.outbox: list[bytes] = []
+
+    def send(self, data: bytes) -> None:
+        if not self.outbox:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.outbox.append(data)
+
+    def flush(self) -> None:
+        if self.outbox and self.transport is not None and self.lost is None:
+            self.transport.write(b"".join(self.outbox))
+        self.outbox.clear()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, but behave as one.
@@ -66,6 +78,7 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = RedisConnectionError(f"connection to Redis lost: {exc or 'closed'}")
+        self.outbox.clear()
         while self.waiters:
             waiter = self.waiters.popleft()
             if not waiter.done():
@@ -117,10 +130,9 @@ class RedisPipe:
             return proto
 
     def _send(self, proto: _Protocol, args: Sequence[Arg]) -> asyncio.Future[Any]:
-        assert proto.transport is not None
         waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         proto.waiters.append(waiter)
-        proto.transport.write(encode(args))
+        proto.send(encode(args))
         return waiter
 
     async def execute(self, *args: Arg) -> Any:

@@ -119,3 +119,15 @@ def test_token_is_not_verified_with_the_wrong_secret_even_when_fresh() -> None:
     with pytest.raises(Unauthorized):
         verify(OTHER_SECRET, token)
     assert verify(SECRET, token) == USER
+
+
+def test_a_cached_token_still_expires() -> None:
+    user = User("cache-me", "c", Role.VIEWER)
+    token = issue(SECRET, user, ttl=1)
+    assert verify(SECRET, token) == user
+    assert verify(SECRET, token) == user  # from the cache
+    time.sleep(1.1)
+    with pytest.raises(Unauthorized):
+        verify(SECRET, token)
+    with pytest.raises(Unauthorized):  # a token cached under one key proves nothing for another
+        verify(SECRET + "x", issue(SECRET, user, ttl=60))
