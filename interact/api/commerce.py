@@ -4,46 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from commerce.ids import room_of
 from commerce.service import lottery_body, packet_body
+from interact.api.access import not_banned, staff_of, staff_room
 from interact.api.common import body, caller, ctx, json_response, query_int
-from interact.api.rooms import STAFF, _room_for_staff
-from interact.errors import BadRequest, Conflict, Forbidden, NotFound
-from interact.tokens import Role, User
-from rooms.models import Room, RoomStatus
+from interact.errors import BadRequest
 
 routes = web.RouteTableDef()
 
 
-async def _staff_of_entity(request: web.Request, user: User, entity_id: str) -> None:
-    """The caller must be an operator or the anchor of the room the packet/lottery is in."""
-    room_id = room_of(entity_id)
-    if room_id is None:
-        raise NotFound(f"no such item {entity_id[:80]}")
-    room = await ctx(request).service.get(room_id)
-    if user.role is not Role.OPERATOR and room.anchor != user.uid:
-        raise Forbidden("only an operator or the room's anchor may do this")
-
-
-async def _open_room_for_staff(request: web.Request, user: User) -> Room:
-    """The caller's room, refusing an ended one: nobody is left to grab or enter."""
-    room = await _room_for_staff(request, user)
-    if room.status is RoomStatus.ENDED:
-        raise Conflict("the room has ended")
-    return room
-
-
-async def _not_banned(request: web.Request) -> User:
-    user = caller(request)
-    if await ctx(request).moderation.banned(user.uid):
-        raise Forbidden("you are banned")
-    return user
-
-
 @routes.post("/rooms/{room_id}/red-packets")
 async def create_packet(request: web.Request) -> web.Response:
-    user = caller(request, *STAFF)
-    room = await _open_room_for_staff(request, user)
+    user, room = await staff_room(request, open_only=True)
     data = await body(request)
     view = await ctx(request).commerce.create_packet(
         room.id,
@@ -67,7 +38,7 @@ async def get_packet(request: web.Request) -> web.Response:
 
 @routes.post("/red-packets/{packet_id}/grab")
 async def grab_packet(request: web.Request) -> web.Response:
-    user = await _not_banned(request)
+    user = await not_banned(request)
     packet_id = request.match_info["packet_id"]
     result = await ctx(request).commerce.grab(packet_id, user.uid)
     return json_response({"id": packet_id, "amount_fen": result.amount_fen, "left": result.left})
@@ -75,8 +46,7 @@ async def grab_packet(request: web.Request) -> web.Response:
 
 @routes.post("/rooms/{room_id}/lotteries")
 async def create_lottery(request: web.Request) -> web.Response:
-    user = caller(request, *STAFF)
-    room = await _open_room_for_staff(request, user)
+    _, room = await staff_room(request, open_only=True)
     data = await body(request)
     view = await ctx(request).commerce.create_lottery(
         room.id,
@@ -98,7 +68,7 @@ async def get_lottery(request: web.Request) -> web.Response:
 
 @routes.post("/lotteries/{lottery_id}/entries")
 async def enter_lottery(request: web.Request) -> web.Response:
-    user = await _not_banned(request)
+    user = await not_banned(request)
     lottery_id = request.match_info["lottery_id"]
     entries = await ctx(request).commerce.enter(lottery_id, user.uid)
     return json_response({"id": lottery_id, "entries": entries}, status=201)
@@ -114,17 +84,15 @@ async def lottery_entrants(request: web.Request) -> web.Response:
 
 @routes.post("/lotteries/{lottery_id}/draw")
 async def draw_lottery(request: web.Request) -> web.Response:
-    user = caller(request, *STAFF)
     lottery_id = request.match_info["lottery_id"]
-    await _staff_of_entity(request, user, lottery_id)
+    await staff_of(request, lottery_id)
     view = await ctx(request).commerce.draw_now(lottery_id)
     return json_response(lottery_body(view))
 
 
 @routes.get("/rooms/{room_id}/ledger")
 async def read_ledger(request: web.Request) -> web.Response:
-    user = caller(request, *STAFF)
-    room = await _room_for_staff(request, user)
+    _, room = await staff_room(request)
     after = request.query.get("after")
     count = query_int(request, "count", lo=1, hi=1000, default=100)
     try:

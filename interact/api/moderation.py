@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
+from interact.api.access import staff_room
 from interact.api.auth import UID_RE
 from interact.api.common import (
     MAX_ANY_BODY_BYTES,
@@ -16,7 +17,6 @@ from interact.api.common import (
     json_response,
     query_int,
 )
-from interact.api.rooms import STAFF, _room_for_staff
 from interact.errors import BadRequest, Conflict, NotFound
 from interact.moderation_setup import parse_word_list, word_list_json
 from interact.tokens import Role
@@ -32,8 +32,7 @@ def _uid(value: str | None) -> str:
 
 @routes.post("/rooms/{room_id}/mutes")
 async def mute(request: web.Request) -> web.Response:
-    user = caller(request, *STAFF)
-    room = await _room_for_staff(request, user)
+    user, room = await staff_room(request)
     data = await body(request)
     uid = _uid(field_str(data, "uid", max_len=64))
     seconds = field_int(data, "seconds", lo=1, hi=30 * 24 * 3600)
@@ -44,8 +43,7 @@ async def mute(request: web.Request) -> web.Response:
 
 @routes.delete("/rooms/{room_id}/mutes/{uid}")
 async def unmute(request: web.Request) -> web.Response:
-    user = caller(request, *STAFF)
-    room = await _room_for_staff(request, user)
+    user, room = await staff_room(request)
     if not await ctx(request).moderation.unmute(room.id, request.match_info["uid"], user.uid):
         raise NotFound("that user is not muted here")
     return web.Response(status=204)
@@ -53,8 +51,7 @@ async def unmute(request: web.Request) -> web.Response:
 
 @routes.get("/rooms/{room_id}/mutes")
 async def list_mutes(request: web.Request) -> web.Response:
-    user = caller(request, *STAFF)
-    room = await _room_for_staff(request, user)
+    _, room = await staff_room(request)
     mod = ctx(request).moderation
     mutes = await mod.mutes.list_mutes(room.id, mod.clock())
     return json_response(
@@ -65,8 +62,7 @@ async def list_mutes(request: web.Request) -> web.Response:
 
 @routes.post("/rooms/{room_id}/slow-mode")
 async def slow_mode(request: web.Request) -> web.Response:
-    user = caller(request, *STAFF)
-    room = await _room_for_staff(request, user)
+    user, room = await staff_room(request)
     data = await body(request)
     seconds = field_int(data, "seconds", lo=0, hi=3600)
     mode = await ctx(request).moderation.set_slow_mode(room.id, seconds, user.uid)
@@ -123,8 +119,7 @@ async def get_words(request: web.Request) -> web.Response:
 
 @routes.get("/rooms/{room_id}/moderation/events")
 async def events(request: web.Request) -> web.Response:
-    user = caller(request, *STAFF)
-    room = await _room_for_staff(request, user)
+    _, room = await staff_room(request)
     count = query_int(request, "count", lo=1, hi=1000, default=100)
     try:
         found = await ctx(request).moderation.log.read(room.id, request.query.get("after"), count)
@@ -138,8 +133,7 @@ async def events(request: web.Request) -> web.Response:
 
 @routes.get("/rooms/{room_id}/moderation/review")
 async def review_list(request: web.Request) -> web.Response:
-    user = caller(request, *STAFF)
-    room = await _room_for_staff(request, user)
+    _, room = await staff_room(request)
     limit = query_int(request, "limit", lo=1, hi=500, default=100)
     try:
         items = await ctx(request).moderation.review.list(
@@ -151,8 +145,7 @@ async def review_list(request: web.Request) -> web.Response:
 
 
 async def _take(request: web.Request, action: str) -> tuple[str, dict[str, object]]:
-    user = caller(request, *STAFF)
-    room = await _room_for_staff(request, user)
+    user, room = await staff_room(request)
     item = await ctx(request).moderation.take_review(
         room.id, request.match_info["item_id"], user.uid, action
     )

@@ -5,9 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from commerce.orders import NotifyAnswer, order_body, sale_body
-from interact.api.commerce import _open_room_for_staff, _staff_of_entity
+from interact.api.access import not_banned, staff_of, staff_room
 from interact.api.common import body, caller, ctx, json_response, query_int
-from interact.api.rooms import STAFF, _room_for_staff
 from interact.errors import BadRequest, Forbidden, InteractError
 from interact.tokens import Role
 
@@ -16,8 +15,7 @@ routes = web.RouteTableDef()
 
 @routes.post("/rooms/{room_id}/sales")
 async def create_sale(request: web.Request) -> web.Response:
-    user = caller(request, *STAFF)
-    room = await _open_room_for_staff(request, user)
+    _, room = await staff_room(request, open_only=True)
     view = await ctx(request).orders.create_sale(room.id, await body(request))
     return json_response(sale_body(view), status=201)
 
@@ -32,10 +30,8 @@ async def get_sale(request: web.Request) -> web.Response:
 
 @routes.post("/sales/{sale_id}/orders")
 async def reserve(request: web.Request) -> web.Response:
-    user = caller(request)
+    user = await not_banned(request)
     c = ctx(request)
-    if await c.moderation.banned(user.uid):
-        raise Forbidden("you are banned")
     key = request.headers.get("Idempotency-Key", "")
     if not key:
         raise BadRequest("an Idempotency-Key header is required")
@@ -60,8 +56,7 @@ async def get_order(request: web.Request) -> web.Response:
 
 @routes.get("/rooms/{room_id}/orders")
 async def room_orders(request: web.Request) -> web.Response:
-    user = caller(request, *STAFF)
-    room = await _room_for_staff(request, user)
+    _, room = await staff_room(request)
     limit = query_int(request, "limit", lo=1, hi=500, default=100)
     orders = await ctx(request).orders.store.orders_in_room(
         room.id, limit, request.query.get("after")
@@ -87,9 +82,8 @@ async def cancel(request: web.Request) -> web.Response:
 
 @routes.post("/orders/{order_id}/refund")
 async def refund(request: web.Request) -> web.Response:
-    user = caller(request, *STAFF)
     order_id = request.match_info["order_id"]
-    await _staff_of_entity(request, user, order_id)
+    await staff_of(request, order_id)
     data = await body(request)
     restock = data.get("restock", False)
     if not isinstance(restock, bool):

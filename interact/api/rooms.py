@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from interact.api.access import STAFF, staff_room
 from interact.api.common import (
     body,
     caller,
@@ -13,22 +14,12 @@ from interact.api.common import (
     query_int,
 )
 from interact.errors import BadRequest, Forbidden
-from interact.tokens import Role, User
+from interact.tokens import Role
 from rooms.lifecycle import TRANSITIONS
-from rooms.models import Room, RoomStatus
+from rooms.models import RoomStatus
 from rooms.service import Author
 
 routes = web.RouteTableDef()
-
-STAFF = (Role.OPERATOR, Role.ANCHOR)
-
-
-async def _room_for_staff(request: web.Request, user: User) -> Room:
-    """The room in the path, if the caller is an operator or that room's anchor."""
-    room = await ctx(request).service.get(request.match_info["room_id"])
-    if user.role is not Role.OPERATOR and room.anchor != user.uid:
-        raise Forbidden("only an operator or the room's anchor may do this")
-    return room
 
 
 @routes.post("/rooms")
@@ -67,8 +58,7 @@ async def get_room(request: web.Request) -> web.Response:
 
 
 async def _act(request: web.Request, action: str) -> web.Response:
-    user = caller(request, *STAFF)
-    room = await _room_for_staff(request, user)
+    _, room = await staff_room(request)
     room = await ctx(request).service.act(room.id, action)
     return json_response(room.to_dict())
 
@@ -83,15 +73,13 @@ for _action in TRANSITIONS:
 
 @routes.get("/rooms/{room_id}/stats")
 async def room_stats(request: web.Request) -> web.Response:
-    user = caller(request, *STAFF)
-    room = await _room_for_staff(request, user)
+    _, room = await staff_room(request)
     return json_response(await ctx(request).service.room_stats(room.id))
 
 
 @routes.post("/rooms/{room_id}/notices")
 async def post_notice(request: web.Request) -> web.Response:
-    user = caller(request, *STAFF)
-    room = await _room_for_staff(request, user)
+    _, room = await staff_room(request)
     data = await body(request)
     text = field_str(data, "text", max_len=1000) or ""
     level = field_str(data, "level", required=False, max_len=16) or "info"
@@ -113,8 +101,7 @@ async def post_message(request: web.Request) -> web.Response:
 
 @routes.delete("/rooms/{room_id}/messages/{seq}")
 async def retract_message(request: web.Request) -> web.Response:
-    user = caller(request, *STAFF)
-    room = await _room_for_staff(request, user)
+    user, room = await staff_room(request)
     raw = request.match_info["seq"]
     if not raw.isdigit() or len(raw) > 18:
         raise BadRequest("seq must be a positive integer")
