@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
 
@@ -32,7 +34,10 @@ async def test_room_lifecycle_state_machine(operator: Api) -> None:
 
 async def test_list_rooms_filters_by_status(operator: Api) -> None:
     a = await operator.live_room("a")
+    # created_at has millisecond resolution: rooms made in the same millisecond tie on it.
+    await asyncio.sleep(0.005)
     _, b = await operator.call("POST", "/api/v1/rooms", {"title": "b"})
+    assert b["created_at"] > a["created_at"]
     status, body = await operator.call("GET", "/api/v1/rooms?status=live&limit=200")
     assert status == 200
     ids = {r["id"] for r in body["rooms"]}
