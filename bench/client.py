@@ -16,6 +16,14 @@ fit in one load process without the receiving side becoming the bottleneck:
 
 A client answers nothing: it sends only what its owner asks (comments, pings).
 A server ping would be answered with a pong, as RFC 6455 requires, and counted.
+
+``proto="socketio"`` speaks Engine.IO v4 / Socket.IO v5 over the same raw WebSocket
+(``/socket.io/?EIO=4&transport=websocket``), for the python-socketio peer of
+``bench.peers``: the open packet ``0{...}`` is answered ``40`` (connect to the default
+namespace), the connect answer ``40{...}`` stands for the welcome, Engine.IO pings ``2``
+are answered ``3`` (and counted), an event ``42["dm",{...}]`` is counted as above or,
+decoded, handed over as the one-message batch ``[{...}]``, and ``send_json`` sends
+``42[t, message]``. So the scenarios run unchanged against either protocol.
 """
 
 from __future__ import annotations
@@ -37,6 +45,11 @@ _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _MAX_HANDSHAKE = 16 * 1024
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+INTERACT, SOCKETIO = "interact", "socketio"
+# Engine.IO packet types (first byte of a text frame) and Socket.IO's, after a "4".
+_EIO_MESSAGE, _SIO_EVENT = ord("4"), ord("2")
+SIO_PATH = "/socket.io/"
 
 # Messages handler of a decoding client: (client, messages of one frame, receive time ns).
 Handler = Callable[["WsClient", list[dict[str, Any]], int], None]
@@ -120,9 +133,14 @@ class WsClient(asyncio.Protocol):
         *,
         handler: Handler | None = None,
         path: str = "/ws",
+        proto: str = INTERACT,
     ) -> None:
         self.counters = counters
         self.handler = handler
+        self.sio = proto == SOCKETIO
+        if self.sio:
+            path = SIO_PATH
+            query = {**query, "EIO": "4", "transport": "websocket"}
         self.dms = 0
         self.failure: str | None = None
         self.close_code: int | None = None
@@ -198,7 +216,15 @@ class WsClient(asyncio.Protocol):
             if end > n:
                 break
             op = b0 & 0x0F
-            if op == OP_TEXT or op == OP_BINARY:
+            if (
+                self.sio
+                and op == OP_TEXT
+                and not (ln >= 2 and buf[start] == _EIO_MESSAGE and buf[start + 1] == _SIO_EVENT
+                         and self.welcomed.done())
+            ):  # fmt: skip
+                if not self._engineio(bytes(buf[start:end])):
+                    return
+            elif op == OP_TEXT or op == OP_BINARY:
                 c.frames += 1
                 if handler is None and self.welcomed.done():
                     k = buf.count(DM_MARK, start, end)
@@ -230,7 +256,11 @@ class WsClient(asyncio.Protocol):
             self.last_sent = time.monotonic()
 
     def send_json(self, obj: dict[str, Any]) -> None:
-        self.send_frame(OP_TEXT, orjson.dumps(obj))
+        """Send one client message (a Socket.IO event named after its ``t``)."""
+        if self.sio:
+            self.send_frame(OP_TEXT, b"42" + orjson.dumps([obj.get("t"), obj]))
+        else:
+            self.send_frame(OP_TEXT, orjson.dumps(obj))
 
     def close(self) -> None:
         """Drop the connection (no close handshake: the load is over)."""
@@ -264,12 +294,42 @@ class WsClient(asyncio.Protocol):
             return False
         return True
 
+    def _engineio(self, payload: bytes) -> bool:
+        """An Engine.IO control packet, or a Socket.IO one before the namespace is
+        joined; False when the connection failed on it."""
+        kind = payload[:1]
+        if kind == b"2":  # ping: answer pong
+            self.counters.pings += 1
+            self.send_frame(OP_TEXT, b"3" + payload[1:])
+        elif kind == b"0":  # open: join the default namespace
+            self.send_frame(OP_TEXT, b"40")
+        elif payload.startswith(b"40"):  # namespace joined: the welcome
+            self.counters.frames += 1
+            if not self.welcomed.done():
+                info = orjson.loads(payload[2:]) if len(payload) > 2 else {}
+                self.welcomed.set_result({"t": "welcome", "socketio": info})
+        elif payload.startswith(b"44"):
+            self._fail("socket.io connect error " + payload[2:200].decode(errors="replace"))
+            return False
+        elif payload.startswith(b"41") or kind == b"1":
+            self._fail("socket.io disconnect")
+            return False
+        elif kind not in (b"3", b"6"):  # pong, noop
+            self._fail(f"unexpected engine.io packet {payload[:20]!r}")
+            return False
+        return True
+
     def _decoded(self, payload: bytes, op: int, now: int) -> None:
         if op != OP_TEXT:
             self._fail("binary frame on a JSON connection")
             return
         try:
-            batch = orjson.loads(payload)
+            if self.sio:  # 42["event",{message}]: the one-message batch
+                event = orjson.loads(payload[2:])
+                data = event[1] if isinstance(event, list) and len(event) > 1 else None
+                batch = data if isinstance(data, list) else [data]
+            else:
+                batch = orjson.loads(payload)
         except orjson.JSONDecodeError:
             self._fail("undecodable frame")
             return
@@ -310,13 +370,17 @@ async def connect(
     *,
     handler: Handler | None = None,
     deadline_s: float = 15.0,
+    proto: str = INTERACT,
+    local_addr: str | None = None,
 ) -> WsClient:
-    """Open one connection and wait for its welcome; raises on any failure."""
+    """Open one connection (from ``local_addr``, a loopback source address, when given)
+    and wait for its welcome; raises on any failure."""
     loop = asyncio.get_running_loop()
-    client = WsClient(host, port, query, counters, handler=handler)
+    client = WsClient(host, port, query, counters, handler=handler, proto=proto)
+    source = (local_addr, 0) if local_addr else None
     try:
         async with asyncio.timeout(deadline_s):
-            await loop.create_connection(lambda: client, host, port)
+            await loop.create_connection(lambda: client, host, port, local_addr=source)
             await client.welcomed
     except BaseException:
         client.close()

@@ -1,11 +1,13 @@
-"""What the closed-loop scenarios (``storm``, ``sale``) share: the target options, the
-server and its own ``redis-server`` (started, pinned, stopped), the pinning of this load
-process, the event loop, Redis's own counters, the user/sys split and py-spy profiles."""
+"""What the scenarios share: the target options, the server (Interact or a peer of
+``bench.peers``) and its own ``redis-server`` (started, pinned, stopped), the pinning of
+this load process, the event loop, Redis's own counters, the user/sys split and py-spy
+profiles."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -17,25 +19,37 @@ import tempfile
 import time
 import traceback
 from collections import Counter as Tally
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.fanout import _cpus
-from bench.server import CLK_TCK, Server, free_port, proc_cpu_seconds, raise_nofile
+import aiohttp
+
+from bench.load import file_limit
+from bench.server import CLK_TCK, TARGETS, Server, free_port, parse_cpus, proc_cpu_seconds
 from bench.server import start as start_server
+from interact import tokens
 
 
 class UsageError(Exception):
     """A bad combination of options: printed, exit status 2."""
 
 
-def add_target_arguments(p: argparse.ArgumentParser, *, prefix: str) -> None:
+def add_target_arguments(
+    p: argparse.ArgumentParser, *, prefix: str, engine: str = "redis", peers: bool = False
+) -> None:
     """The options of where the load goes: the engine, or a running server; pinning;
-    the server's arguments and log; the profile; the JSON file."""
-    p.add_argument("--engine", choices=("redis", "memory"), default="redis", help="engine")
+    the server's arguments and log; the profile; the JSON file. With ``peers``, also
+    ``--target`` (Interact, a peer of ``bench.peers``, or all of them in turn)."""
+    if peers:
+        p.add_argument(
+            "--target", choices=(*TARGETS, "all"), default="interact",
+            help="the server to load: Interact, the plain aiohttp peer, the python-socketio "
+            "peer, or all three in turn with a table of ratios",
+        )  # fmt: skip
+    p.add_argument("--engine", choices=("redis", "memory"), default=engine, help="engine")
     p.add_argument("--url", help="target a running server (http://host:port) instead")
     p.add_argument("--secret", help="its token key with --url [env INTERACT_SECRET]")
     p.add_argument("--server-pid", type=int, help="with --url: its pid, for RSS and CPU")
@@ -130,6 +144,7 @@ def start_redis(cpus: str | None, log_path: Path) -> RedisProc:
 class Target:
     """The server under load (started here or given by ``--url``) and its Redis."""
 
+    kind: str  # interact, aiohttp or socketio
     server: Server
     secret: str
     engine: str
@@ -154,23 +169,30 @@ def launch(
     connections: int,
     prefix: str,
     server_args: list[str] | None = None,
+    procs: int = 1,
 ) -> Target:
-    """Raise this process's file limit for ``connections``, pin it, start Redis (for
-    ``--engine redis``, unless ``--redis-url``) and the server (unless ``--url``), each
-    pinned, and print what runs where. ``UsageError`` for a bad combination."""
-    soft, hard = raise_nofile(2 * connections + 200)
+    """Raise this process's file limit for ``connections`` over ``procs`` load
+    processes, pin it, start Redis (for ``--engine redis``, unless ``--redis-url``) and
+    the server or peer of ``--target`` (unless ``--url``), each pinned, and print what
+    runs where. ``UsageError`` for a bad combination."""
+    kind = getattr(ns, "target", "interact")
+    soft, hard, short = file_limit(connections, procs, server_here=not ns.url)
     print(f"RLIMIT_NOFILE of the load process: {soft} (hard {hard})")
-    if soft < connections + 50:
-        raise UsageError(f"RLIMIT_NOFILE {soft} is too low for {connections} connections")
+    if short:
+        raise UsageError(short)
     notes: list[str] = []
     pin = not ns.no_pin and (os.cpu_count() or 1) >= 2
     server_cpus = ns.server_cpus if pin else None
     redis_cpus = ns.redis_cpus if pin else None
     if pin:
-        os.sched_setaffinity(0, _cpus(ns.load_cpus))
+        os.sched_setaffinity(0, parse_cpus(ns.load_cpus))
     affinity = sorted(os.sched_getaffinity(0))
-    if not pin:
-        notes.append("not pinned: server, Redis and load generator share the CPUs")
+    if ns.no_pin:
+        notes.append("not pinned (--no-pin): server, Redis and load generator share the CPUs")
+    elif not pin:
+        notes.append("one CPU only: server and load generator share it, figures are skewed")
+    if kind != "interact" and ns.engine == "redis":
+        raise UsageError(f"--target {kind} has no engine: use --engine memory")
 
     if ns.json:
         log_dir = Path(ns.json).parent
@@ -198,7 +220,9 @@ def launch(
         else:
             secret = secret or secrets.token_urlsafe(32)
             extra = list(server_args or []) + list(ns.server_arg)
-            if engine == "redis":
+            if kind != "interact":
+                engine = f"none ({kind} peer)"
+            elif engine == "redis":
                 if ns.redis_url:
                     redis_url = ns.redis_url
                 else:
@@ -212,27 +236,31 @@ def launch(
             log_path = Path(ns.server_log) if ns.server_log else log_dir / f"{stem}.server.log"
             server = start_server(
                 secret=secret, cpus=server_cpus, nofile=2 * connections + 1000,
-                log_path=log_path, extra_args=extra,
+                log_path=log_path, extra_args=extra, target=kind,
             )  # fmt: skip
+            what = "interact" if kind == "interact" else f"{kind} peer ({server.argv[-5]})"
             print(
-                f"server: pid {server.pid} on {server.base}, {engine} engine, "
+                f"server: {what}, pid {server.pid} on {server.base}, {engine} engine, "
                 f"log level warning, RLIMIT_NOFILE {server.nofile}, log {log_path}"
             )
+            srv_soft = server.nofile[0] if server.nofile else None
+            if srv_soft is not None and srv_soft < connections + 100:
+                notes.append(f"server RLIMIT_NOFILE {srv_soft} < {connections + 100} needed")
     except Exception:
         if redis is not None:
             redis.stop()
         raise
     if pin:
+        on_redis = f", redis-server on CPU {redis_cpus} (taskset)" if redis else ""
         print(
-            f"pinning: server on CPU {server_cpus} (taskset), redis-server on CPU "
-            f"{redis_cpus if redis else '-'} (taskset), load generator on CPU "
-            f"{ns.load_cpus} (sched_setaffinity)"
+            f"pinning: server on CPU {server_cpus} (taskset -c {server_cpus}){on_redis}, "
+            f"load generator on CPU {ns.load_cpus} (sched_setaffinity)"
         )
     for note in notes:
         print("note:", note)
     return Target(
-        server, secret, engine, redis, redis_url, pin, server_cpus, redis_cpus, affinity,
-        (soft, hard), notes,
+        kind, server, secret, engine, redis, redis_url, pin, server_cpus, redis_cpus,
+        affinity, (soft, hard), notes,
     )  # fmt: skip
 
 
@@ -275,6 +303,7 @@ def run_load(
         cpus=target.server_cpus,
         nofile=server.nofile,
         engine=target.engine,
+        target=target.kind,
     )
     w = result.get("window")
     server_cpus = target.server_cpus
@@ -301,6 +330,40 @@ def run_load(
         "exit_code": redis_exit,
     }
     return result, loop_name
+
+
+# -- the room ----------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def operator_session(secret: str) -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP session carrying an operator token signed with the server's key."""
+    user = tokens.User("bench-op", "bench-op", tokens.Role.OPERATOR)
+    auth = {"Authorization": f"Bearer {tokens.issue(secret, user, 24 * 3600)}"}
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(headers=auth, timeout=timeout) as http:
+        yield http
+
+
+async def open_room(http: aiohttp.ClientSession, target: Target, title: str) -> str:
+    """A live room: created and started over REST on Interact; a peer's room is a name."""
+    if target.kind != "interact":
+        return "bench-room"
+    base = target.server.base
+    async with http.post(base + "/api/v1/rooms", json={"title": title}) as r:
+        room = await r.json()
+        if r.status != 201:
+            raise RuntimeError(f"create room: {r.status} {room}")
+    async with http.post(f"{base}/api/v1/rooms/{room['id']}/start") as r:
+        if r.status != 200:
+            raise RuntimeError(f"start room: {r.status} {await r.text()}")
+    return str(room["id"])
+
+
+def viewer_query(secret: str, room: str, uid: str) -> dict[str, str]:
+    """The ``/ws`` query of a viewer with its own signed token."""
+    user = tokens.User(uid, uid, tokens.Role.VIEWER)
+    return {"room": room, "token": tokens.issue(secret, user, 24 * 3600), "codec": "json"}
 
 
 # -- Redis's own counters ---------------------------------------------------------

@@ -82,6 +82,11 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def pct(value: float | None) -> str:
+    """A CPU share for a progress line."""
+    return "-" if value is None else f"{value:3.0f}%"
+
+
 def write_json(path: str | Path, doc: dict[str, Any]) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,7 @@ import aiohttp
 import orjson
 
 from bench import harness, httpclient, report
-from bench.fanout import _pct
+from bench.report import pct as _pct
 from bench.server import Server, cpu_busy, cpu_times, proc_rss_kb
 from interact import tokens
 

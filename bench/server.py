@@ -18,6 +18,10 @@ import orjson
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
+# The servers a scenario can run against (``--target``): Interact and the peers' modules.
+PEERS = {"aiohttp": "bench.peers.aiohttp_plain", "socketio": "bench.peers.socketio_server"}
+TARGETS = ("interact", *PEERS)
+
 # Log lines at warning or above that every memory-engine start writes on purpose.
 EXPECTED_LOG = ("engine is memory",)
 
@@ -26,6 +30,15 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def parse_cpus(spec: str) -> set[int]:
+    """A taskset-style CPU list (``0``, ``0,2``, ``1-3``) as a set."""
+    out: set[int] = set()
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
 
 
 def raise_nofile(wanted: int) -> tuple[int, int]:
@@ -61,10 +74,12 @@ class Server:
     # -- /proc -------------------------------------------------------------------
 
     def rss_kb(self) -> int | None:
-        return proc_rss_kb(self.pid) if self.pid else None
+        """VmRSS of the server, with its worker processes if it has any."""
+        return tree_rss_kb(self.pid) if self.pid else None
 
     def cpu_seconds(self) -> float | None:
-        return proc_cpu_seconds(self.pid) if self.pid else None
+        """CPU seconds of the server, with its worker processes if it has any."""
+        return tree_cpu_seconds(self.pid) if self.pid else None
 
     # -- HTTP --------------------------------------------------------------------
 
@@ -121,19 +136,25 @@ def start(
     log_level: str = "warning",
     extra_args: list[str] | None = None,
     ready_timeout: float = 20,
+    target: str = "interact",
 ) -> Server:
-    """Start ``python -m interact serve`` on a free loopback port (memory engine)."""
+    """Start ``python -m interact serve`` on a free loopback port (memory engine unless
+    ``extra_args`` name a Redis), or a peer of ``bench.peers`` (``target`` ``aiohttp`` or
+    ``socketio``) the same way: same pinning, file limit, secret and log file."""
     host = "127.0.0.1"
     port = free_port(host)
     env = {**os.environ, "INTERACT_SECRET": secret, "INTERACT_LOG_LEVEL": log_level}
     for key in [k for k in env if k.startswith("INTERACT_")]:
         if key not in ("INTERACT_SECRET", "INTERACT_LOG_LEVEL"):
             env.pop(key)  # the memory engine and defaults, whatever the shell has set
-    argv = [sys.executable, "-m", "interact", "serve", "--host", host, "--port", str(port)]
-    # Synthetic senders comment far faster than a viewer may: moderation's pacing is off
-    # so the harness measures fan-out, not refusals (pass extra_args to turn it back on).
-    argv += ["--rate-per-s", "0", "--repeat-window", "0", "--room-cap-per-s", "0"]
-    argv += extra_args or []
+    if target != "interact":
+        argv = [sys.executable, "-m", PEERS[target], "--host", host, "--port", str(port)]
+    else:
+        argv = [sys.executable, "-m", "interact", "serve", "--host", host, "--port", str(port)]
+        # Synthetic senders comment far faster than a viewer may: moderation's pacing is
+        # off so the harness measures fan-out, not refusals (extra_args turn it back on).
+        argv += ["--rate-per-s", "0", "--repeat-window", "0", "--room-cap-per-s", "0"]
+        argv += extra_args or []
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]
 
@@ -171,6 +192,36 @@ def proc_rss_kb(pid: int) -> int | None:
     except OSError:
         return None
     return None
+
+
+def proc_children(pid: int) -> list[int]:
+    """The pids of ``pid``'s whole tree below it (``--workers`` forks), from /proc."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/task/{p}/children") as fh:
+                kids = [int(x) for x in fh.read().split()]
+        except (OSError, ValueError):
+            continue
+        out += kids
+        todo += kids
+    return out
+
+
+def tree_rss_kb(pid: int) -> int | None:
+    """VmRSS of a process and every process below it, added up."""
+    values = [proc_rss_kb(p) for p in [pid, *proc_children(pid)]]
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """utime + stime of a process and every process below it (live ones)."""
+    values = [proc_cpu_seconds(p) for p in [pid, *proc_children(pid)]]
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 def proc_cpu_seconds(pid: int | str = "self") -> float | None:

@@ -49,7 +49,8 @@ import orjson
 
 from bench import harness, report
 from bench.client import Counters, WsClient
-from bench.fanout import _connect_many, _pct
+from bench.fanout import _connect_many
+from bench.report import pct as _pct
 from bench.server import (
     Server,
     cpu_busy,
