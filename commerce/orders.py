@@ -26,6 +26,7 @@ from commerce.sale_models import (
     ConfirmOutcome,
     Order,
     OrderStatus,
+    RefundState,
     ReleaseReason,
     ReserveOutcome,
     Sale,
@@ -37,8 +38,10 @@ from commerce.wechatpay import (
     EventType,
     MerchantConfig,
     MismatchError,
+    RefundResult,
     Transaction,
     UntrustedMessage,
+    check_refund,
     check_transaction,
     parse_notification,
 )
@@ -92,7 +95,9 @@ def order_body(order: Order) -> dict[str, Any]:
         "released_at": order.released_at,
         "release_reason": order.release_reason.value if order.release_reason else None,
         "refund_fen": order.refund_fen, "refunded_at": order.refunded_at,
+        "out_refund_no": order.out_refund_no,
         "restocked": order.restocked,
+        "refund_status": order.refund_status, "refund_settled_at": order.refund_settled_at,
     }  # fmt: skip
 
 
@@ -233,9 +238,13 @@ class OrderService:
     async def _refund(self, order: Order, *, restock: bool, reason: str) -> Order:
         # Derived from the order, so a retried refund is the same refund at WeChat.
         out_refund_no = f"rf{order.id.rpartition('.od')[2]}"
-        await self.provider.refund(order, out_refund_no, order.amount_fen, reason)
-        done = await self.store.mark_refunded(order.id, order.amount_fen, out_refund_no,
-                                              self.clock(), restock=restock)  # fmt: skip
+        state = await self.provider.refund(order, out_refund_no, order.amount_fen, reason)
+        done = await self.store.mark_refunded(
+            order.id, order.amount_fen, out_refund_no, self.clock(), restock=restock,
+            settled=state is RefundState.SUCCESS,
+        )  # fmt: skip
+        if done is not None and state in (RefundState.CLOSED, RefundState.ABNORMAL):
+            done = await self._settle_refund(done, state)
         if done is None:
             current = await self.get_order(order.id)
             if current.status is OrderStatus.REFUNDED:
@@ -281,8 +290,10 @@ class OrderService:
         if not await self.nonces.claim(nonce, int(MAX_SKEW) * 2):
             log.warning("refused a replayed payment notification")
             return NotifyAnswer(401, "replayed nonce")
+        if note.event_type in _REFUND_EVENTS:
+            return await self._refund_notified(note.resource)
         if note.event_type != EventType.TRANSACTION_SUCCESS:
-            return NotifyAnswer(204)  # refunds are settled when WeChat accepts them
+            return NotifyAnswer(204)  # an event we do not subscribe to: nothing to apply
         try:
             tx = Transaction.from_dict(note.resource)
             order = await self.store.get_order(order_of(tx.out_trade_no))
@@ -299,6 +310,43 @@ class OrderService:
             return NotifyAnswer(204)
         await self._apply_payment(order, tx.total_fen, tx.transaction_id)
         return NotifyAnswer(204)
+
+    async def _refund_notified(self, resource: Mapping[str, Any]) -> NotifyAnswer:
+        """Settle the refund a REFUND.* notification reports, once; redeliveries are 204."""
+        assert self.merchant is not None
+        try:
+            refund = RefundResult.from_dict(resource)
+            order = await self.store.get_order(order_of(refund.out_trade_no))
+            if order is None:
+                return NotifyAnswer(404, "unknown order")
+            if order.status is not OrderStatus.REFUNDED:
+                # WeChat can notify before our own record of the refund is written: a
+                # refusal makes it redeliver later, when the record is there.
+                return NotifyAnswer(409, "refund not recorded yet")
+            check_refund(refund, self.merchant, out_trade_no=refund.out_trade_no,
+                         out_refund_no=order.out_refund_no or "",
+                         refund_fen=order.refund_fen or 0)  # fmt: skip
+            state = RefundState(refund.status.lower())
+        except MismatchError as exc:
+            log.error("refund notification does not match its order: %s", exc.code)
+            return NotifyAnswer(400, exc.code)
+        except (UntrustedMessage, ValueError):
+            return NotifyAnswer(400, "malformed refund")
+        if state is not RefundState.PROCESSING:
+            await self._settle_refund(order, state)
+        return NotifyAnswer(204)
+
+    async def _settle_refund(self, order: Order, state: RefundState) -> Order:
+        settled = await self.store.settle_refund(
+            order.id, order.out_refund_no or "", state, self.clock()
+        )
+        if settled is None:  # a redelivery, or settled by the refund answer already
+            return await self.get_order(order.id)
+        if state is not RefundState.SUCCESS:
+            # The money did not go back (closed, or the buyer's account refused it): an
+            # operator must act; the ledger's refund_settled event says so too.
+            log.error("refund %s of order %s ended %s", order.out_refund_no, order.id, state)
+        return settled
 
     # -- sweeping, reconciliation and stock broadcasts --------------------------------------
 
@@ -349,6 +397,10 @@ class OrderService:
     async def _publish(self, room_id: str, message: dict[str, Any]) -> None:
         await self.broker.publish(room_id, orjson.dumps(message))
 
+
+_REFUND_EVENTS = frozenset(
+    {EventType.REFUND_SUCCESS, EventType.REFUND_CLOSED, EventType.REFUND_ABNORMAL}
+)
 
 _RESERVE_MESSAGES = {
     ReserveOutcome.SOLD_OUT: "sold out",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from commerce.pay_client import PayError, PayUnavailable, WeChatPayClient
-from commerce.sale_models import Order
+from commerce.sale_models import Order, RefundState
 from commerce.wechatpay import Transaction
 from interact.errors import Conflict, Unavailable
 
@@ -46,7 +46,9 @@ class PaymentProvider(Protocol):
 
     async def refund(
         self, order: Order, out_refund_no: str, refund_fen: int, reason: str
-    ) -> None: ...
+    ) -> RefundState:
+        """Ask for the refund; its state as the payment side answers (usually processing)."""
+        ...
 
 
 class DevProvider:
@@ -63,8 +65,10 @@ class DevProvider:
     async def query(self, order: Order) -> PaidInfo | None:
         return None
 
-    async def refund(self, order: Order, out_refund_no: str, refund_fen: int, reason: str) -> None:
-        return None
+    async def refund(
+        self, order: Order, out_refund_no: str, refund_fen: int, reason: str
+    ) -> RefundState:
+        return RefundState.SUCCESS  # nothing was taken, so nothing is on its way back
 
 
 class NoProvider(DevProvider):
@@ -124,12 +128,18 @@ class WeChatProvider:
             return None
         return PaidInfo(tx.transaction_id, tx.total_fen)
 
-    async def refund(self, order: Order, out_refund_no: str, refund_fen: int, reason: str) -> None:
+    async def refund(
+        self, order: Order, out_refund_no: str, refund_fen: int, reason: str
+    ) -> RefundState:
         try:
-            await self.client.refund(
+            answer = await self.client.refund(
                 out_trade_no(order.id), out_refund_no, order.amount_fen, refund_fen, reason
             )
         except PayUnavailable:
             raise Unavailable("refunds are temporarily unavailable; try again") from None
         except PayError as exc:
             raise Conflict(f"WeChat Pay refused the refund: {exc.code}") from None
+        try:
+            return RefundState(str(answer.get("status", "")).lower())
+        except ValueError:
+            return RefundState.PROCESSING  # the notification or a query settles it

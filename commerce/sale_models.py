@@ -29,6 +29,15 @@ class OrderStatus(StrEnum):
     PAID_LATE = "paid_late"
 
 
+class RefundState(StrEnum):
+    """A refund at the payment side; WeChat Pay's ``refund_status`` in lower case."""
+
+    PROCESSING = "processing"  # accepted, the money is on its way back
+    SUCCESS = "success"
+    CLOSED = "closed"  # WeChat closed it: the money did not go back, an operator acts
+    ABNORMAL = "abnormal"  # the buyer's account refused it: an operator acts
+
+
 class ReleaseReason(StrEnum):
     EXPIRED = "expired"  # its deadline passed unpaid (the sweeper)
     CANCELLED = "cancelled"  # the buyer or an operator cancelled it
@@ -121,6 +130,10 @@ class Order:
     out_refund_no: str | None = None
     refunded_at: int | None = None
     restocked: bool = False  # the refund returned its units to the sale
+    # The refund at the payment side: ``processing`` until its notification settles it
+    # (``success``, ``closed`` or ``abnormal``: the last two need an operator).
+    refund_status: RefundState | None = None
+    refund_settled_at: int | None = None
 
     @property
     def expires_at(self) -> int:

@@ -44,6 +44,14 @@ Contract:
   them. A ``paid_late`` order's units were returned at its release: never restocked.
   Any other status, or ``refund_fen`` above the amount, returns None and changes nothing;
   a ``refund_fen`` that is not a positive int is ``ValueError``.
+  The order's ``refund_status`` becomes ``success`` when ``settled`` (the payment side
+  finished it at once: the dev provider), else ``processing``.
+- ``settle_refund(order_id, out_refund_no, state, now_ms)``: a ``refunded`` order whose
+  refund (that ``out_refund_no``) is ``processing`` takes ``state`` (``success``,
+  ``closed`` or ``abnormal``: the refund notification) exactly once, with
+  ``refund_settled`` in the ledger; anything else (unknown order, another refund, settled
+  already, not refunded) returns None and changes nothing. ``state`` ``processing`` or an
+  empty ``out_refund_no`` is ``ValueError``.
 - Stock invariant, at every moment: ``left + reserved + paid + refunded == stock``, every
   counter ≥ 0, and every uid holds at most ``limit`` units.
 - ``due(now_ms, limit)``: up to ``limit`` ids of reserved orders with ``deadline ≤ now``,
@@ -70,6 +78,8 @@ Ledger events (``commerce.ledger``; all values strings, money in fen, ``ts`` the
   order was: expired or cancelled), ts — money received that is owed back
 - ``order_refunded``: order, sale, uid, qty, amount_fen (the refund), out_refund_no,
   restock ("1" or "0"), late ("1" for a late payment), ts
+- ``refund_settled``: order, sale, uid, qty, amount_fen (the refund), out_refund_no, state
+  (success, closed or abnormal), ts
 """
 
 from __future__ import annotations
@@ -84,6 +94,7 @@ from commerce.sale_models import (
     MAX_IDEM_KEY,
     ConfirmResult,
     Order,
+    RefundState,
     ReleaseReason,
     ReserveResult,
     Sale,
@@ -100,6 +111,7 @@ EVENT_TYPES = frozenset(
         "order_paid",
         "payment_late",
         "order_refunded",
+        "refund_settled",
     }
 )
 
@@ -132,7 +144,18 @@ class SaleStore(Protocol):
     ) -> ConfirmResult: ...
 
     async def mark_refunded(
-        self, order_id: str, refund_fen: int, out_refund_no: str, now_ms: int, *, restock: bool
+        self,
+        order_id: str,
+        refund_fen: int,
+        out_refund_no: str,
+        now_ms: int,
+        *,
+        restock: bool,
+        settled: bool = False,
+    ) -> Order | None: ...
+
+    async def settle_refund(
+        self, order_id: str, out_refund_no: str, state: RefundState, now_ms: int
     ) -> Order | None: ...
 
     async def due(self, now_ms: int, limit: int) -> list[str]: ...
@@ -186,6 +209,14 @@ def check_payment_args(amount_fen: int, reference: str, what: str) -> None:
         raise ValueError(f"amount_fen must be a positive integer, not {amount_fen!r}")
     if not isinstance(reference, str) or not reference:
         raise ValueError(f"{what} must be a non-empty string")
+
+
+def check_settle_args(out_refund_no: str, state: RefundState) -> None:
+    """Raise ``ValueError`` unless ``state`` settles a refund named by ``out_refund_no``."""
+    if not isinstance(out_refund_no, str) or not out_refund_no:
+        raise ValueError("out_refund_no must be a non-empty string")
+    if RefundState(state) is RefundState.PROCESSING:
+        raise ValueError("a refund is settled as success, closed or abnormal")
 
 
 def qty_arg(qty: object) -> int:

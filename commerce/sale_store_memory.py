@@ -16,6 +16,7 @@ from commerce.sale_models import (
     ConfirmResult,
     Order,
     OrderStatus,
+    RefundState,
     ReleaseReason,
     ReserveOutcome,
     ReserveResult,
@@ -26,6 +27,7 @@ from commerce.sale_store import (
     check_new_sale,
     check_payment_args,
     check_reserve_args,
+    check_settle_args,
     idem_digest,
     qty_arg,
     read_events,
@@ -235,7 +237,14 @@ class MemorySaleStore:
         return ConfirmResult(ConfirmOutcome.MISMATCH, o)
 
     async def mark_refunded(
-        self, order_id: str, refund_fen: int, out_refund_no: str, now_ms: int, *, restock: bool
+        self,
+        order_id: str,
+        refund_fen: int,
+        out_refund_no: str,
+        now_ms: int,
+        *,
+        restock: bool,
+        settled: bool = False,
     ) -> Order | None:
         check_payment_args(refund_fen, out_refund_no, "out_refund_no")
         o = self._order(order_id)
@@ -261,6 +270,8 @@ class MemorySaleStore:
                 out_refund_no=out_refund_no,
                 refunded_at=now_ms,
                 restocked=back,
+                refund_status=RefundState.SUCCESS if settled else RefundState.PROCESSING,
+                refund_settled_at=now_ms if settled else None,
             )
         )
         self._log(
@@ -271,6 +282,31 @@ class MemorySaleStore:
                 "out_refund_no": out_refund_no,
                 "restock": int(back),
                 "late": int(late),
+                "ts": now_ms,
+            },
+        )
+        return out
+
+    async def settle_refund(
+        self, order_id: str, out_refund_no: str, state: RefundState, now_ms: int
+    ) -> Order | None:
+        check_settle_args(out_refund_no, state)
+        o = self._order(order_id)
+        if (
+            o is None
+            or o.status is not OrderStatus.REFUNDED
+            or o.out_refund_no != out_refund_no
+            or o.refund_status is not RefundState.PROCESSING
+        ):
+            return None
+        out = self._put(dataclasses.replace(o, refund_status=state, refund_settled_at=now_ms))
+        self._log(
+            o.room_id,
+            {
+                **_fields(out, "refund_settled"),
+                "amount_fen": o.refund_fen,
+                "out_refund_no": out_refund_no,
+                "state": state.value,
                 "ts": now_ms,
             },
         )

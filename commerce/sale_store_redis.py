@@ -32,6 +32,7 @@ from commerce.sale_models import (
     ConfirmResult,
     Order,
     OrderStatus,
+    RefundState,
     ReleaseReason,
     ReserveOutcome,
     ReserveResult,
@@ -42,6 +43,7 @@ from commerce.sale_store import (
     check_new_sale,
     check_payment_args,
     check_reserve_args,
+    check_settle_args,
     idem_digest,
     qty_arg,
     read_events,
@@ -131,6 +133,8 @@ def _order(rec: dict[str, str]) -> Order:
         out_refund_no=rec.get("out_refund_no"),
         refunded_at=_opt_int(rec.get("refunded_at")),
         restocked=rec.get("restocked") == "1",
+        refund_status=RefundState(rec["refund_status"]) if rec.get("refund_status") else None,
+        refund_settled_at=_opt_int(rec.get("refund_settled_at")),
     )
 
 
@@ -147,6 +151,7 @@ class RedisSaleStore:
         self._release = register(client, "order_release")
         self._confirm = register(client, "order_confirm")
         self._refund = register(client, "order_refund")
+        self._settle = register(client, "order_refund_settle")
         self._prune = register(client, "sale_rooms_prune")
 
     # --- sales
@@ -284,7 +289,14 @@ class RedisSaleStore:
         return ConfirmResult(outcome, _order(_rec(reply[1])) if reply[1] else None)
 
     async def mark_refunded(
-        self, order_id: str, refund_fen: int, out_refund_no: str, now_ms: int, *, restock: bool
+        self,
+        order_id: str,
+        refund_fen: int,
+        out_refund_no: str,
+        now_ms: int,
+        *,
+        restock: bool,
+        settled: bool = False,
     ) -> Order | None:
         check_payment_args(refund_fen, out_refund_no, "out_refund_no")
         sale_id = await self._sale_of(order_id)
@@ -293,7 +305,23 @@ class RedisSaleStore:
         k, room = self._keys, room_of(order_id) or ""
         reply = await self._refund(
             keys=[k.order(order_id), k.sale(sale_id), k.sale_holds(sale_id), k.ledger(room)],
-            args=[refund_fen, out_refund_no, int(now_ms), "1" if restock else "0", self._maxlen],
+            args=[
+                refund_fen, out_refund_no, int(now_ms), "1" if restock else "0", self._maxlen,
+                (RefundState.SUCCESS if settled else RefundState.PROCESSING).value,
+            ],
+        )  # fmt: skip
+        return _order(_rec(reply)) if reply else None
+
+    async def settle_refund(
+        self, order_id: str, out_refund_no: str, state: RefundState, now_ms: int
+    ) -> Order | None:
+        check_settle_args(out_refund_no, state)
+        if room_of(order_id) is None:
+            return None
+        k, room = self._keys, room_of(order_id) or ""
+        reply = await self._settle(
+            keys=[k.order(order_id), k.ledger(room)],
+            args=[out_refund_no, RefundState(state).value, int(now_ms), self._maxlen],
         )
         return _order(_rec(reply)) if reply else None
 

@@ -8,6 +8,7 @@
 -- ARGV[3] now (Unix ms, the caller's clock)
 -- ARGV[4] "1" to return the units to the sale and the uid's quota, "0" not to
 -- ARGV[5] ledger maxlen (approximate)
+-- ARGV[6] refund_status: "processing", or "success" when the refund finished at once
 -- Returns the order's fields (flat) after the step, or {} when nothing changed.
 local o = redis.call('HMGET', KEYS[1], 'id', 'status', 'amount_fen', 'uid', 'qty', 'sale_id')
 if o[2] ~= 'paid' and o[2] ~= 'paid_late' then
@@ -32,7 +33,11 @@ if not late then
   end
 end
 redis.call('HSET', KEYS[1], 'status', 'refunded', 'refund_fen', ARGV[1],
-  'out_refund_no', ARGV[2], 'refunded_at', ARGV[3], 'restocked', back and '1' or '0')
+  'out_refund_no', ARGV[2], 'refunded_at', ARGV[3], 'restocked', back and '1' or '0',
+  'refund_status', ARGV[6])
+if ARGV[6] ~= 'processing' then
+  redis.call('HSET', KEYS[1], 'refund_settled_at', ARGV[3])
+end
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*',
   'type', 'order_refunded', 'order', o[1], 'sale', o[6], 'uid', o[4], 'qty', o[5],
   'amount_fen', ARGV[1], 'out_refund_no', ARGV[2], 'restock', back and '1' or '0',

@@ -22,6 +22,7 @@ from commerce.sale_models import (
     ConfirmOutcome,
     Order,
     OrderStatus,
+    RefundState,
     ReleaseReason,
     ReserveOutcome,
     ReserveResult,
@@ -639,6 +640,7 @@ async def test_refund_without_restock_keeps_the_units_out(stores: Stores) -> Non
         out_refund_no="rf-1",
         refunded_at=T0 + 3,
         restocked=False,
+        refund_status=RefundState.PROCESSING,
     )
     assert await stores.sales.mark_refunded(o.id, 500, "rf-1", T0 + 4, restock=True) is None
     assert await check_stock(stores, sl.id) == SaleView(sl, 2, 0, 0, 2)
@@ -693,6 +695,61 @@ async def test_refund_of_an_unpaid_order_changes_nothing(stores: Stores) -> None
             await stores.sales.mark_refunded(paid.id, bad, "rf", T0, restock=False)
     with pytest.raises(ValueError):
         await stores.sales.mark_refunded(paid.id, 1, "", T0, restock=False)
+
+
+async def test_a_processing_refund_is_settled_exactly_once(stores: Stores) -> None:
+    sl = await created(stores)
+    o = await reserved(stores, sl, "u1")
+    await stores.sales.confirm_paid(o.id, o.amount_fen, "tx", T0)
+    await stores.sales.mark_refunded(o.id, o.amount_fen, "rf-1", T0 + 1, restock=False)
+    before, log = await view(stores, sl.id), await events(stores)
+    # Another refund's notification, or one for an order never refunded, changes nothing.
+    assert await stores.sales.settle_refund(o.id, "rf-2", RefundState.SUCCESS, T0 + 2) is None
+    for oid in (new_order_id("r1"), "garbage"):
+        assert await stores.sales.settle_refund(oid, "rf-1", RefundState.SUCCESS, T0) is None
+    got = await stores.sales.settle_refund(o.id, "rf-1", RefundState.ABNORMAL, T0 + 3)
+    assert got is not None and got.status is OrderStatus.REFUNDED
+    assert (got.refund_status, got.refund_settled_at) == (RefundState.ABNORMAL, T0 + 3)
+    assert await order(stores, o.id) == got
+    # A redelivery (or a contradicting one) changes nothing: settled once.
+    assert await stores.sales.settle_refund(o.id, "rf-1", RefundState.SUCCESS, T0 + 4) is None
+    assert (await order(stores, o.id)).refund_status is RefundState.ABNORMAL
+    assert await view(stores, sl.id) == before  # stock is the refund's business, not this
+    assert (await events(stores))[len(log) :] == [
+        {
+            "type": "refund_settled",
+            "order": o.id,
+            "sale": sl.id,
+            "uid": "u1",
+            "qty": "1",
+            "amount_fen": str(o.amount_fen),
+            "out_refund_no": "rf-1",
+            "state": "abnormal",
+            "ts": str(T0 + 3),
+        }
+    ]
+
+
+async def test_a_refund_finished_at_once_is_settled_and_not_again(stores: Stores) -> None:
+    o = await reserved(stores, await created(stores), "u1")
+    await stores.sales.confirm_paid(o.id, o.amount_fen, "tx", T0)
+    got = await stores.sales.mark_refunded(
+        o.id, o.amount_fen, "rf", T0 + 1, restock=True, settled=True
+    )
+    assert got is not None and got.refund_status is RefundState.SUCCESS
+    assert got.refund_settled_at == T0 + 1
+    assert await stores.sales.settle_refund(o.id, "rf", RefundState.CLOSED, T0 + 2) is None
+
+
+async def test_settle_arguments_are_checked(stores: Stores) -> None:
+    o = await reserved(stores, await created(stores), "u1")
+    await stores.sales.confirm_paid(o.id, o.amount_fen, "tx", T0)
+    await stores.sales.mark_refunded(o.id, o.amount_fen, "rf", T0, restock=False)
+    with pytest.raises(ValueError):
+        await stores.sales.settle_refund(o.id, "rf", RefundState.PROCESSING, T0)
+    with pytest.raises(ValueError):
+        await stores.sales.settle_refund(o.id, "", RefundState.SUCCESS, T0)
+    assert (await order(stores, o.id)).refund_status is RefundState.PROCESSING
 
 
 # --- due and reconciliation ----------------------------------------------------------------

@@ -199,3 +199,88 @@ async def test_a_failed_late_refund_is_retried_on_redelivery(shop: Shop) -> None
     assert again.status == 204
     _, done = await shop.buyer.call("GET", f"/api/v1/orders/{placed['id']}")
     assert done["status"] == "refunded" and done["restocked"] is False
+
+
+async def paid_order(shop: Shop) -> dict[str, Any]:
+    placed, _ = await reserve_and_pay(shop, stock=3, limit=1)
+    await shop.fake.pay(out_trade_no(placed["id"]))
+    return placed
+
+
+async def wait_order(shop: Shop, order_id: str, **expected: Any) -> dict[str, Any]:
+    for _ in range(100):
+        _, now = await shop.op.call("GET", f"/api/v1/orders/{order_id}")
+        if all(now.get(k) == v for k, v in expected.items()):
+            return now
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"order {order_id} is {now}, not {expected}")
+
+
+async def test_a_refund_is_processing_until_its_notification_settles_it(shop: Shop) -> None:
+    placed = await paid_order(shop)
+    shop.fake.auto_complete_refunds = False
+    status, body = await shop.op.call(
+        "POST", f"/api/v1/orders/{placed['id']}/refund", {"restock": True, "reason": "缺货"}
+    )
+    assert status == 200, body
+    assert body["status"] == "refunded" and body["refund_status"] == "processing"
+    assert body["restocked"] is True and body["refund_settled_at"] is None
+    assert list(shop.fake.refunds) == [body["out_refund_no"]]
+    await shop.fake.complete_refund(body["out_refund_no"])
+    assert shop.fake.deliveries[-1].status == 204
+    done = await wait_order(shop, placed["id"], refund_status="success")
+    assert done["refund_settled_at"] >= done["refunded_at"]
+    # WeChat redelivers: success again, nothing changes, one event in the ledger.
+    again = await shop.fake.resend(shop.fake.deliveries[-1])
+    assert again.status == 204
+    _, ledger = await shop.op.call("GET", f"/api/v1/rooms/{shop.room}/ledger?count=100")
+    settled = [e for e in ledger["events"] if e["type"] == "refund_settled"]
+    assert [e["state"] for e in settled] == ["success"]
+
+
+async def test_an_abnormal_refund_is_recorded_for_an_operator(shop: Shop) -> None:
+    placed = await paid_order(shop)
+    shop.fake.auto_complete_refunds = False
+    status, body = await shop.op.call("POST", f"/api/v1/orders/{placed['id']}/refund", {})
+    assert status == 200 and body["refund_status"] == "processing"
+    (out_refund_no,) = list(shop.fake.refunds)
+    await shop.fake.complete_refund(out_refund_no, "ABNORMAL")
+    done = await wait_order(shop, placed["id"], refund_status="abnormal")
+    assert done["status"] == "refunded"
+    # A later contradicting notification does not overwrite what was settled.
+    resource = shop.fake.refund_resource(out_refund_no)
+    resource["refund_status"] = "SUCCESS"
+    late = await shop.fake.send_notification(
+        shop.server.base + "/api/v1/pay/wechat/notify", "REFUND.SUCCESS", resource
+    )
+    assert late.status == 204
+    assert (await wait_order(shop, placed["id"]))["refund_status"] == "abnormal"
+
+
+async def test_refund_notifications_that_do_not_match_change_nothing(shop: Shop) -> None:
+    placed = await paid_order(shop)
+    shop.fake.auto_complete_refunds = False
+    await shop.op.call("POST", f"/api/v1/orders/{placed['id']}/refund", {})
+    (out_refund_no,) = list(shop.fake.refunds)
+    url = shop.server.base + "/api/v1/pay/wechat/notify"
+    good = shop.fake.refund_resource(out_refund_no)
+    good["refund_status"] = "SUCCESS"
+    wrong_amount = {**good, "amount": {**good["amount"], "refund": good["amount"]["refund"] - 1}}
+    for resource, expected in [
+        (wrong_amount, 400),
+        ({**good, "mchid": "1999999999"}, 400),
+        ({**good, "out_refund_no": "rf-someone-else"}, 400),
+        ({**good, "out_trade_no": f"{shop.room}_od0000000000000000"}, 404),
+        ({k: v for k, v in good.items() if k != "out_refund_no"}, 400),
+    ]:
+        delivery = await shop.fake.send_notification(url, "REFUND.SUCCESS", resource)
+        assert delivery.status == expected, resource
+    _, after = await shop.op.call("GET", f"/api/v1/orders/{placed['id']}")
+    assert after["refund_status"] == "processing"
+    # A refund notification for an order that was never refunded: WeChat must retry later.
+    other = await paid_order(shop)
+    resource = {**good, "out_trade_no": out_trade_no(other["id"])}
+    delivery = await shop.fake.send_notification(url, "REFUND.SUCCESS", resource)
+    assert delivery.status == 409
+    _, still = await shop.op.call("GET", f"/api/v1/orders/{other['id']}")
+    assert still["status"] == "paid"
