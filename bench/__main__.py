@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import fanout, sale, storm
+from bench import fanout, idle, join, sale, storm
 
-SCENARIOS = {"fanout": fanout, "storm": storm, "sale": sale}
+SCENARIOS = {"fanout": fanout, "join": join, "idle": idle, "storm": storm, "sale": sale}
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

@@ -106,6 +106,7 @@ class Group:
         self.lat_sent = array("q")  # send time of each sampled receipt, ns
         self.lat_ns = array("q")
         self.connecting = 0
+        self.pings_sent = 0
         self._pinger: asyncio.Task[None] | None = None
         self._queries = [self._query(spec.first + i) for i in range(spec.count)]
 
@@ -189,12 +190,14 @@ class Group:
             for c in self.clients:
                 if now - c.last_sent >= interval and c.ok:
                     c.send_json({"t": "ping"})
+                    self.pings_sent += 1
 
     async def snapshot(self) -> dict[str, Any]:
         return {
             **self.counters.snapshot(),
             "connected": sum(1 for c in self.clients if c.ok),
             "in_flight": self.connecting,
+            "pings_sent": self.pings_sent,
             "failed": sum(1 for c in self.clients if c.failure)
             + sum(self.connect_failures.values()),
             "cpu": proc_cpu_seconds("self"),
