@@ -14,8 +14,8 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
     pass
 
 
-def main(argv: list[str] | None = None) -> int:
-    top = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
+    top = argparse.ArgumentParser(prog=prog, description=__doc__)
     sub = top.add_subparsers(dest="scenario", required=True)
     for name, module in SCENARIOS.items():
         p = sub.add_parser(

@@ -41,7 +41,8 @@ def machine() -> dict[str, Any]:
 
 
 def versions(*names: str) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
+    """Python's version and each named distribution's (None when not installed)."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
     for name in names:
         try:
             out[name] = metadata.version(name)

@@ -1,4 +1,4 @@
-"""The ``interact`` command: ``serve``, ``token``, ``verify-lottery``."""
+"""The ``interact`` command: ``serve``, ``token``, ``verify-lottery``, ``bench``."""
 
 from __future__ import annotations
 
@@ -175,11 +175,22 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--prior-winners", metavar="FILE", help="for new_first lotteries")
     check.add_argument("--prior-winners-sha256", help="the proof's prior_winners_sha256")
     check.set_defaults(func=cmd_verify_lottery)
+    sub.add_parser(
+        "bench",
+        help="load tests: interact bench SCENARIO --help (the same as python -m bench)",
+        add_help=False,
+    )
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
-    ns = parser().parse_args(argv)
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["bench"]:
+        # The load harness has its own parser (``python -m bench``): hand it the rest.
+        from bench.__main__ import main as bench_main
+
+        return bench_main(args[1:], prog="interact bench")
+    ns = parser().parse_args(args)
     return int(ns.func(ns))
 
 
