@@ -103,44 +103,22 @@ def run(ns: argparse.Namespace) -> tuple[dict[str, Any], int]:
         print(f"fanout: {exc}", file=sys.stderr)
         return {}, 2
     result, loop_name = harness.run_load(target, lambda result: _run(ns, target, result))
-    doc = {
-        "scenario": "fanout",
-        "target": target.kind,
-        "command": report.command_line(),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(result.get("t0", 0))),
-        "params": {
-            "target": target.kind,
-            "engine": target.engine,
-            "viewers": ns.viewers,
-            "senders": ns.senders,
-            "rate": ns.rate,
-            "duration": ns.duration,
-            "warmup": ns.warmup,
-            "sample": ns.sample,
-            "drain": ns.drain,
-            "procs": ns.procs,
-            "url": ns.url,
-            "server_args": ns.server_arg,
-            "codec": "json",
-            "compression": False,
-        },
-        "load": {
-            "cpus": target.affinity,
-            "pinned": target.pin,
-            "loop": loop_name,
-            "nofile": list(target.nofile),
-            "processes": ns.procs,
-            **result.pop("load", {}),
-        },
-        "machine": report.machine(),
-        "versions": report.versions(*VERSIONS),
-        "notes": target.notes + result.pop("notes", []),
-        **result,
+    params = {
+        "viewers": ns.viewers,
+        "senders": ns.senders,
+        "rate": ns.rate,
+        "duration": ns.duration,
+        "warmup": ns.warmup,
+        "sample": ns.sample,
+        "drain": ns.drain,
+        "procs": ns.procs,
+        "url": ns.url,
+        "server_args": ns.server_arg,
+        "codec": "json",
+        "compression": False,
     }
-    _print_report(doc)
-    if ns.json:
-        report.write_json(ns.json, doc)
-        print(f"\nwrote {ns.json}")
+    doc = harness.document("fanout", ns, target, result, loop_name, params, VERSIONS)
+    harness.emit(doc, ns, _print_report)
     failed = doc.get("failures", {}).get("total", 1)
     return doc, 0 if "window" in doc and failed == 0 else 1
 
@@ -307,7 +285,7 @@ async def _run(ns: argparse.Namespace, target: harness.Target, result: dict[str,
     timeline: list[dict[str, Any]] = []
     result["timeline"] = timeline
     async with harness.operator_session(secret) as http:
-        room_id = await harness.open_room(http, target, "bench fanout")
+        room_id = await harness.open_room(http, server.base, "bench fanout", target.kind)
         result["room"] = room_id
         proto = PROTO[target.kind]
         addrs, addr_line = load.source_addresses(server.host, ns.viewers + ns.senders,

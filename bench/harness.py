@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from bench import report
 from bench.load import file_limit
 from bench.server import CLK_TCK, TARGETS, Server, free_port, parse_cpus, proc_cpu_seconds
 from bench.server import start as start_server
@@ -345,11 +346,12 @@ async def operator_session(secret: str) -> AsyncIterator[aiohttp.ClientSession]:
         yield http
 
 
-async def open_room(http: aiohttp.ClientSession, target: Target, title: str) -> str:
+async def open_room(
+    http: aiohttp.ClientSession, base: str, title: str, kind: str = "interact"
+) -> str:
     """A live room: created and started over REST on Interact; a peer's room is a name."""
-    if target.kind != "interact":
+    if kind != "interact":
         return "bench-room"
-    base = target.server.base
     async with http.post(base + "/api/v1/rooms", json={"title": title}) as r:
         room = await r.json()
         if r.status != 201:
@@ -364,6 +366,43 @@ def viewer_query(secret: str, room: str, uid: str) -> dict[str, str]:
     """The ``/ws`` query of a viewer with its own signed token."""
     user = tokens.User(uid, uid, tokens.Role.VIEWER)
     return {"room": room, "token": tokens.issue(secret, user, 24 * 3600), "codec": "json"}
+
+
+# -- the document -------------------------------------------------------------------
+
+
+def document(
+    name: str, ns: argparse.Namespace, target: Target, result: dict[str, Any], loop_name: str,
+    params: dict[str, Any], versions: tuple[str, ...],
+) -> dict[str, Any]:  # fmt: skip
+    """The JSON document of a viewer scenario's run: what ran where, and every figure."""
+    return {
+        "scenario": name,
+        "target": target.kind,
+        "command": report.command_line(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(result.get("t0", 0))),
+        "params": {**params, "target": target.kind, "engine": target.engine},
+        "load": {
+            "cpus": target.affinity,
+            "pinned": target.pin,
+            "loop": loop_name,
+            "nofile": list(target.nofile),
+            "processes": getattr(ns, "procs", 1),
+            **result.pop("load", {}),
+        },
+        "machine": report.machine(),
+        "versions": report.versions(*versions),
+        "notes": target.notes + result.pop("notes", []),
+        **result,
+    }
+
+
+def emit(doc: dict[str, Any], ns: argparse.Namespace, show: Callable[[dict], None]) -> None:
+    """Print the final table and write ``--json``."""
+    show(doc)
+    if ns.json:
+        report.write_json(ns.json, doc)
+        print(f"\nwrote {ns.json}")
 
 
 # -- Redis's own counters ---------------------------------------------------------

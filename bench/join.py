@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import compare, harness, load, report
+from bench.hist import summary_row
 from bench.load import PROTO, Viewers
 from bench.report import pct
 from bench.server import Server, cpu_busy, cpu_times
@@ -89,29 +90,8 @@ def crowd_run(
         return {}, 2
     result, loop_name = harness.run_load(target, lambda result: body(ns, target, result))
     params = {k: v for k, v in vars(ns).items() if k not in ("run", "json", "scenario")}
-    doc = {
-        "scenario": name,
-        "target": target.kind,
-        "command": report.command_line(),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(result.get("t0", 0))),
-        "params": {**params, "target": target.kind, "engine": target.engine},
-        "load": {
-            "cpus": target.affinity,
-            "pinned": target.pin,
-            "loop": loop_name,
-            "nofile": list(target.nofile),
-            "processes": ns.procs,
-            **result.pop("load", {}),
-        },
-        "machine": report.machine(),
-        "versions": report.versions(*VERSIONS),
-        "notes": target.notes + result.pop("notes", []),
-        **result,
-    }
-    show(doc)
-    if ns.json:
-        report.write_json(ns.json, doc)
-        print(f"\nwrote {ns.json}")
+    doc = harness.document(name, ns, target, result, loop_name, params, VERSIONS)
+    harness.emit(doc, ns, show)
     failed = doc.get("failures", {}).get("total", 1)
     return doc, 0 if "connect" in doc and failed == 0 else 1
 
@@ -176,7 +156,7 @@ async def crowd(
     timeline: list[dict[str, Any]] = []
     result["timeline"] = timeline
     async with harness.operator_session(target.secret) as http:
-        room_id = await harness.open_room(http, target, f"bench {uid_prefix}")
+        room_id = await harness.open_room(http, server.base, f"bench {uid_prefix}", target.kind)
     result["room"] = room_id
     addrs, addr_line = load.source_addresses(server.host, ns.viewers, ns.source_addrs)
     print(addr_line)
@@ -266,8 +246,7 @@ def connect_rows(c: dict[str, Any]) -> list[tuple[str, Any]]:
         ("viewers in", f"{c['connected']:,} of {c['viewers']:,}"),
         ("handshakes/s", c["handshakes_per_s"]),
         ("seconds until all in", c["seconds_until_all_in"]),
-        ("handshake ms p50/p90/p99/p99.9/max",
-         " / ".join(report.fmt(h.get(k)) for k in ("p50", "p90", "p99", "p99.9", "max"))),
+        ("handshake ms p50/p90/p99/p99.9/max", summary_row(h)),
         ("handshakes in flight at most", c["concurrency"]),
         ("server CPU % while connecting", c["server_cpu_pct"]),
         ("server CPU us per handshake", c["server_cpu_us_per_handshake"]),

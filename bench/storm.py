@@ -438,14 +438,7 @@ async def _run(
     auth = {"Authorization": f"Bearer {op}"}
     profiler = None
     async with aiohttp.ClientSession(headers=auth) as http:
-        async with http.post(server.base + "/api/v1/rooms", json={"title": "bench storm"}) as r:
-            room = await r.json()
-            if r.status != 201:
-                raise RuntimeError(f"create room: {r.status} {room}")
-        async with http.post(f"{server.base}/api/v1/rooms/{room['id']}/start") as r:
-            if r.status != 200:
-                raise RuntimeError(f"start room: {r.status} {await r.text()}")
-        room_id = room["id"]
+        room_id = await harness.open_room(http, server.base, "bench storm")
         result["room"] = room_id
 
         def query(uid: str) -> dict[str, str]:
