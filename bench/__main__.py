@@ -1,4 +1,4 @@
-"""``python -m bench SCENARIO [options]``; ``python -m bench SCENARIO --help`` for options."""
+"""``python -m bench SCENARIO [options]`` or ``interact bench``; ``SCENARIO --help``: options."""
 
 from __future__ import annotations
 
