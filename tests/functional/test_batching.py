@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import aiohttp
+import pytest
 
 from tests.e2e.harness import connect
 from tests.functional.conftest import OPERATOR, ServeApp, counter, live_room, settle, token
@@ -69,3 +71,29 @@ async def test_deflate_is_negotiated_with_server_no_context_takeover(
         welcome = await ws.receive_json()
         assert welcome[0]["t"] == "welcome"
         await ws.close()
+
+
+async def test_a_room_whose_fanout_outgrows_its_tick_flushes_less_often(
+    serve_app: ServeApp,
+) -> None:
+    served = await serve_app(tick_ms=20)
+    ctx = served.ctx
+    # Any pass counts as too long for its tick: the room's window grows to the most allowed.
+    ctx.hub.config = dataclasses.replace(ctx.hub.config, fanout_share=1e-9, max_window_ms=200)
+    room = await live_room(ctx)
+    async with aiohttp.ClientSession() as session:
+        viewer, _ = await connect(session, served.base, room, token("v"))
+        await asyncio.sleep(0.3)
+        assert ctx.hub.rooms[room].window == pytest.approx(0.2)
+        frames_before = viewer.frames
+        for i in range(20):  # one notice a tick for 400 ms
+            await ctx.service.notice(room, f"n{i}")
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.5)
+        got = []
+        while not viewer.inbox.empty() or viewer.backlog:
+            got.append(await viewer.next())
+        assert [m["text"] for m in got if m["t"] == "notice"] == [f"n{i}" for i in range(20)]
+        # Every 200 ms, not every 20 ms: a handful of frames carry the 20 notices.
+        assert viewer.frames - frames_before <= 5
+        await viewer.close()
