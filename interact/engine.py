@@ -1,10 +1,17 @@
-"""The Engine: one bundle of store backends for a deployment, built from config here only."""
+"""The Engine: one bundle of store backends for a deployment, built from config here only.
+
+Three kinds: ``memory`` (one process), ``redis`` (``redis://…``: one Redis, any number of
+processes) and ``redis-cluster`` (``redis+cluster://host:port,host:port,…``: Redis
+Cluster, redis-py's cluster client, hot scripts routed per slot, sharded pub/sub). The
+stores are the same on both Redis kinds: every multi-key script touches one slot.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from commerce.ledger import Ledger
 from commerce.lottery_store import LotteryStore
@@ -24,9 +31,16 @@ from rooms.room_store import RoomStore
 from rooms.stats import RoomStats
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
 
-    from rooms.redis_pipe import RedisPipe
+    from rooms.redis_pipe import AnyRedis, Pipe
+
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+# Commands in flight per process on the cluster client (pipelined hot scripts aside), and
+# connections per node: redis-py's cluster pool raises past its size instead of waiting,
+# so callers wait on the gate below it.
+CLUSTER_IN_FLIGHT = 64
+CLUSTER_NODE_CONNECTIONS = 128
 
 
 async def _always_ready() -> bool:
@@ -110,11 +124,89 @@ def memory_engine(history_size: int) -> Engine:
     )
 
 
-def connect_redis(url: str) -> tuple[Redis, RedisPipe | None]:
-    """A redis-py client and the pipelined connection its hot scripts use."""
+def is_cluster_url(url: str) -> bool:
+    return url.partition("://")[0].lower() in CLUSTER_SCHEMES
+
+
+def parse_cluster_url(url: str) -> dict[str, Any]:
+    """``redis+cluster://[user:password@]host:port,host:port,…[/]`` (``rediss+cluster``
+    for TLS) as ``startup`` [(host, port)] plus client options; ValueError when malformed.
+
+    Any one reachable node is enough to find the others; list several so that start-up
+    does not depend on one node.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in CLUSTER_SCHEMES:
+        raise ValueError(f"not a Redis Cluster URL (redis+cluster://host:port,…): {url!r}")
+    if "?" in rest or "#" in rest:
+        raise ValueError("a redis+cluster:// URL takes no query options")
+    userinfo, at, hostlist = rest.rpartition("@")
+    if not at:
+        userinfo, hostlist = "", rest
+    hostlist, _, path = hostlist.partition("/")
+    if path not in ("", "0"):
+        raise ValueError("Redis Cluster has database 0 only")
+    startup: list[tuple[str, int]] = []
+    for item in hostlist.split(","):
+        host, colon, port = item.strip().rpartition(":")
+        host = host.strip("[]")  # [::1]:7000
+        if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"bad node {item!r} in the Redis Cluster URL (host:port)")
+        startup.append((host, int(port)))
+    username, _, password = userinfo.partition(":") if ":" in userinfo else ("", "", userinfo)
+    return {
+        "startup": startup,
+        "username": unquote(username) or None,
+        "password": unquote(password) or None,
+        "ssl": scheme.lower() == "rediss+cluster",
+    }
+
+
+def connect_cluster(url: str) -> RedisCluster:
+    """redis-py's cluster client for a ``redis+cluster://`` URL (not connected yet: it
+    learns the slot map on first use, or ``await client.initialize()``)."""
+    import asyncio
+
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    class GatedCluster(RedisCluster):
+        """Past ``CLUSTER_IN_FLIGHT`` commands, the next waits for one to finish (as the
+        single-Redis blocking pool does) instead of failing with MaxConnectionsError."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._gate = asyncio.Semaphore(CLUSTER_IN_FLIGHT)
+
+        async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+            if self._initialize:
+                # Learn the topology before the first burst: redis-py 8.1 starts commands
+                # while it initializes lazily, then disconnects the start-up nodes' pools
+                # under them ("NoneType has no attribute writelines" mid-handshake).
+                await self.initialize()
+            async with self._gate:
+                return await super().execute_command(*args, **kwargs)
+
+    opts = parse_cluster_url(url)
+    return GatedCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in opts["startup"]],
+        username=opts["username"],
+        password=opts["password"],
+        ssl=opts["ssl"],
+        decode_responses=False,
+        max_connections=CLUSTER_NODE_CONNECTIONS,
+    )
+
+
+def connect_redis(url: str) -> tuple[AnyRedis, Pipe | None]:
+    """A redis-py client and the pipelined connection its hot scripts use: a cluster
+    client and a per-slot pipe for a ``redis+cluster://`` URL."""
     import redis.asyncio as redis
 
     from rooms.redis_pipe import attach_pipe
+
+    if is_cluster_url(url):
+        cluster = connect_cluster(url)
+        return cluster, attach_pipe(cluster)
 
     # redis-py's default pool raises MaxConnectionsError past 100 commands in flight; a
     # blocking pool makes a burst wait for a connection instead (a ?max_connections=
@@ -142,6 +234,7 @@ def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
     from moderation.room_settings_redis import RedisModerationSettings
     from moderation.word_store_redis import RedisWordListStore
     from rooms.broker_redis import RedisBroker
+    from rooms.broker_redis_cluster import RedisClusterBroker
     from rooms.danmaku_log_redis import RedisDanmakuLog
     from rooms.keys import RoomKeys
     from rooms.presence_redis import RedisPresence
@@ -149,6 +242,7 @@ def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
     from rooms.stats_redis import RedisRoomStats
 
     client, pipe = connect_redis(url)
+    cluster = is_cluster_url(url)
     keys = RoomKeys(prefix)
     money_keys = CommerceKeys(prefix)
     mod_keys = ModerationKeys(prefix)
@@ -164,24 +258,27 @@ def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
             await pipe.close()
         await client.aclose()
 
+    # The stores take redis-py's Redis; RedisCluster has the same command methods.
+    c: Any = client
+    broker: Broker = RedisClusterBroker(c, keys) if cluster else RedisBroker(c, keys)
     return Engine(
-        kind="redis",
-        broker=RedisBroker(client, keys),
-        rooms=RedisRoomStore(client, keys),
-        danmaku=RedisDanmakuLog(client, keys, history_size),
-        presence=RedisPresence(client, keys),
-        stats=RedisRoomStats(client, keys),
-        packets=RedisRedPacketStore(client, money_keys),
-        lotteries=RedisLotteryStore(client, money_keys),
-        ledger=RedisLedger(client, money_keys),
-        sales=RedisSaleStore(client, money_keys),
-        nonces=RedisNonceStore(client, prefix),
-        limiter=RedisRateLimiter(client, mod_keys),
-        mutes=RedisMuteStore(client, mod_keys),
-        modlog=RedisModerationLog(client, mod_keys),
-        review=RedisReviewQueue(client, mod_keys),
-        mod_settings=RedisModerationSettings(client, mod_keys),
-        words=RedisWordListStore(client, mod_keys),
+        kind="redis-cluster" if cluster else "redis",
+        broker=broker,
+        rooms=RedisRoomStore(c, keys),
+        danmaku=RedisDanmakuLog(c, keys, history_size),
+        presence=RedisPresence(c, keys),
+        stats=RedisRoomStats(c, keys),
+        packets=RedisRedPacketStore(c, money_keys),
+        lotteries=RedisLotteryStore(c, money_keys),
+        ledger=RedisLedger(c, money_keys),
+        sales=RedisSaleStore(c, money_keys),
+        nonces=RedisNonceStore(c, prefix),
+        limiter=RedisRateLimiter(c, mod_keys),
+        mutes=RedisMuteStore(c, mod_keys),
+        modlog=RedisModerationLog(c, mod_keys),
+        review=RedisReviewQueue(c, mod_keys),
+        mod_settings=RedisModerationSettings(c, mod_keys),
+        words=RedisWordListStore(c, mod_keys),
         ping=ping,
         _close=close,
     )

@@ -6,6 +6,11 @@ reader task hands each message to the handler in arrival order. The set of rooms
 new connection and subscribes to that whole set again, so subscriptions survive Redis
 restarts and failovers. Messages published while the connection was down are lost
 (pub/sub keeps nothing); a client catches up from the danmaku history by seq.
+
+With ``sharded=True`` the same machinery speaks sharded pub/sub (SSUBSCRIBE, one channel
+per command) to one node of a Redis Cluster; ``rooms.broker_redis_cluster`` keeps one such
+broker per master and tells it, through ``on_lost`` and ``on_error``, when the cluster
+moved a room's slot away or the node failed.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import ConnectionPool, Redis
@@ -38,8 +44,21 @@ class RedisBroker:
         confirm_timeout_s: float = 5.0,
         backoff_min_s: float = 0.05,
         backoff_max_s: float = 5.0,
+        sharded: bool = False,
+        node_kwargs: dict[str, Any] | None = None,
+        on_lost: Callable[[str], None] | None = None,
+        on_error: Callable[[Exception], None] | None = None,
     ) -> None:
         self._client = client
+        self._sharded = sharded
+        # Connection kwargs (host, port, auth, connection_class) of the node to subscribe
+        # on; default: the node ``client`` points at.
+        self._node_kwargs = node_kwargs
+        self._on_lost = on_lost
+        self._on_error = on_error
+        # Per room, UNSUBSCRIBEs sent and not yet confirmed on the current connection:
+        # an unsubscribe confirmation beyond those is the server dropping the room.
+        self._unsubs: dict[str, int] = {}
         self._keys = keys
         self._poll_s = poll_s
         self._ping_after_s = ping_after_s
@@ -60,7 +79,48 @@ class RedisBroker:
         self._handler = handler
 
     async def publish(self, room_id: str, payload: bytes) -> None:
-        await self._client.publish(self._keys.channel(room_id), payload)
+        if self._sharded:
+            await self._client.spublish(self._keys.channel(room_id), payload)
+        else:
+            await self._client.publish(self._keys.channel(room_id), payload)
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        """The rooms this broker holds (subscribed, or to subscribe on reconnect)."""
+        return frozenset(self._rooms)
+
+    async def resubscribe(self, room_id: str) -> None:
+        """Subscribe again to a room the server dropped (sharded pub/sub, slot moves)."""
+        ps = self._pubsub
+        if room_id not in self._rooms or ps is None:
+            return
+        fut = self._expect(room_id)
+        try:
+            await self._subscribe_on(ps, [room_id])
+        except Exception as exc:
+            log.warning("broker: resubscribe %s failed (%r); dropping connection", room_id, exc)
+            await self._drop(ps)
+            return
+        await self._confirmed(room_id, fut)
+
+    async def _subscribe_on(self, ps: PubSub, rooms: list[str]) -> None:
+        channels = [self._keys.channel(r) for r in rooms]
+        if not self._sharded:
+            await ps.subscribe(*channels)
+            return
+        # One SSUBSCRIBE per channel: several channels in one command must share a slot.
+        for channel in channels:
+            await ps.ssubscribe(channel)
+
+    async def _unsubscribe_on(self, ps: PubSub, rooms: list[str]) -> None:
+        for r in rooms:
+            self._unsubs[r] = self._unsubs.get(r, 0) + 1
+        channels = [self._keys.channel(r) for r in rooms]
+        if not self._sharded:
+            await ps.unsubscribe(*channels)
+            return
+        for channel in channels:
+            await ps.sunsubscribe(channel)
 
     async def subscribe(self, room_id: str) -> None:
         """Return once Redis confirmed the subscription.
@@ -79,7 +139,7 @@ class RedisBroker:
             return
         fut = self._expect(room_id)
         try:
-            await ps.subscribe(self._keys.channel(room_id))
+            await self._subscribe_on(ps, [room_id])
         except Exception as exc:
             log.warning(
                 "broker: subscribe %s failed (%r); resubscribing on reconnect", room_id, exc
@@ -98,7 +158,7 @@ class RedisBroker:
         if ps is None:
             return
         try:
-            await ps.unsubscribe(self._keys.channel(room_id))
+            await self._unsubscribe_on(ps, [room_id])
         except Exception as exc:
             log.warning("broker: unsubscribe %s failed (%r); dropping connection", room_id, exc)
             await self._drop(ps)
@@ -139,16 +199,19 @@ class RedisBroker:
             # A pool of its own, without redis-py's retries: a retry that reconnects
             # inside redis-py would come back with none of our subscriptions, so every
             # connection error must reach the reader, which resubscribes the full set.
-            kwargs = dict(self._client.connection_pool.connection_kwargs)
+            if self._node_kwargs is not None:
+                kwargs = dict(self._node_kwargs)
+            else:
+                kwargs = dict(self._client.connection_pool.connection_kwargs)
+                kwargs["connection_class"] = self._client.connection_pool.connection_class
             kwargs["retry"] = Retry(NoBackoff(), 0)
-            self._pool = ConnectionPool(
-                connection_class=self._client.connection_pool.connection_class, **kwargs
-            )
+            self._pool = ConnectionPool(**kwargs)
         return PubSub(self._pool)
 
     async def _connect(self) -> list[asyncio.Future[bool]]:
         """Open a pub/sub connection subscribed to every room in the set."""
         ps = self._new_pubsub()
+        self._unsubs.clear()  # confirmations owed on an old connection never come
         done: set[str] = set()
         pending: list[asyncio.Future[bool]] = []
         try:
@@ -157,9 +220,9 @@ class RedisBroker:
             while (want := set(self._rooms)) != done:
                 if add := sorted(want - done):
                     pending += [self._expect(r) for r in add]
-                    await ps.subscribe(*(self._keys.channel(r) for r in add))
+                    await self._subscribe_on(ps, add)
                 if drop := sorted(done - want):
-                    await ps.unsubscribe(*(self._keys.channel(r) for r in drop))
+                    await self._unsubscribe_on(ps, drop)
                 done = want
         except BaseException:
             self._fail_acks()
@@ -214,6 +277,8 @@ class RedisBroker:
                 )
                 if ps is not None:
                     await self._drop(ps)
+                if self._on_error is not None:
+                    self._on_error(exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._backoff_max_s)
                 continue
@@ -223,7 +288,9 @@ class RedisBroker:
 
     def _on_message(self, msg: dict[str, Any]) -> None:
         kind = msg["type"]
-        if kind == "message":
+        if isinstance(kind, bytes):
+            kind = kind.decode()
+        if kind in ("message", "smessage"):
             room_id = self._room_of(msg["channel"])
             # The set, not the server, decides: an unsubscribed room's in-flight
             # messages are dropped, as the memory broker would.
@@ -232,7 +299,7 @@ class RedisBroker:
                     self._handler(room_id, msg["data"])
                 except Exception:
                     log.exception("broker: handler failed for room %s", room_id)
-        elif kind == "subscribe":
+        elif kind in ("subscribe", "ssubscribe"):
             room_id = self._room_of(msg["channel"])
             pending = self._acks.get(room_id)
             if pending:
@@ -241,6 +308,16 @@ class RedisBroker:
                     del self._acks[room_id]
                 if not fut.done():
                     fut.set_result(True)
+        elif kind in ("unsubscribe", "sunsubscribe"):
+            room_id = self._room_of(msg["channel"])
+            owed = self._unsubs.get(room_id, 0)
+            if owed > 1:
+                self._unsubs[room_id] = owed - 1
+            elif owed == 1:
+                del self._unsubs[room_id]
+            elif room_id in self._rooms and self._on_lost is not None:
+                # Unasked: on a cluster the room's slot moved to another node.
+                self._on_lost(room_id)
 
     def _room_of(self, channel: bytes | str) -> str:
         if isinstance(channel, bytes):

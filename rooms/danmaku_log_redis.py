@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from interact.errors import Code, Conflict, NotFound
 from rooms.danmaku_log import Appended, History, in_window
 from rooms.keys import RoomKeys
+from rooms.redis_pipe import is_cluster
 from rooms.scripts import register
 
 # The script writes these two itself; a body carrying them would give duplicate keys.
@@ -29,6 +30,8 @@ class RedisDanmakuLog:
         self._size = history_size
         self._append = register(client, "append")
         self._history = register(client, "history")
+        # A cluster's subscribers listen with SSUBSCRIBE (rooms.broker_redis_cluster).
+        self._publish = (b"SPUBLISH",) if is_cluster(client) else ()
 
     async def append(
         self, room_id: str, body: dict[str, Any], *, require_live: bool = True
@@ -43,6 +46,7 @@ class RedisDanmakuLog:
                 self._size,
                 secrets.token_hex(4),
                 k.channel(room_id),
+                *self._publish,
             ],
         )
         tag = reply[0]

@@ -5,10 +5,9 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from rooms.redis_pipe import FastScript, pipe_of
+from rooms.redis_pipe import AnyRedis, FastScript, pipe_of
 
 
 @cache
@@ -17,7 +16,7 @@ def source(name: str, package: str = "rooms") -> str:
     return resources.files(package).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
 
 
-def register(client: Redis, name: str, package: str = "rooms") -> AsyncScript | FastScript:
+def register(client: AnyRedis, name: str, package: str = "rooms") -> AsyncScript | FastScript:
     """A callable script run by EVALSHA and reloaded after a Redis restart: over the
     client's pipe when the engine attached one (the hot path), else through redis-py."""
     pipe = pipe_of(client)

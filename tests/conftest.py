@@ -1,7 +1,9 @@
-"""Shared fixtures: a Redis for the whole session and a key prefix per test.
+"""Shared fixtures: a Redis and a Redis Cluster for the whole session, a key prefix per test.
 
 Redis is either ``INTERACT_TEST_REDIS_URL`` or a ``redis-server`` started here on a free
-loopback port. Without either the Redis tests fail, loudly: they are never skipped.
+loopback port; the cluster is ``INTERACT_TEST_REDIS_CLUSTER_URL`` (``redis+cluster://…``)
+or three cluster-enabled ``redis-server`` masters started here. Without them the Redis
+tests fail, loudly: they are never skipped.
 """
 
 from __future__ import annotations
@@ -14,9 +16,16 @@ from collections.abc import Awaitable, Callable, Iterator
 import pytest
 import redis
 
-from tests.redis_server import RedisServerError, start_redis_server, stop_redis_server
+from tests.redis_server import (
+    RedisServerError,
+    start_redis_cluster,
+    start_redis_server,
+    stop_redis_cluster,
+    stop_redis_server,
+)
 
 REDIS_URL_ENV = "INTERACT_TEST_REDIS_URL"
+REDIS_CLUSTER_URL_ENV = "INTERACT_TEST_REDIS_CLUSTER_URL"
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +53,49 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         stop_redis_server(proc)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``redis+cluster://…`` of the test cluster (tests share it; keep to your prefix and
+    clean up with ``delete_cluster_prefix``)."""
+    url = os.environ.get(REDIS_CLUSTER_URL_ENV)
+    if url:
+        yield url
+        return
+    try:
+        cluster = start_redis_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    except RedisServerError as exc:
+        pytest.fail(
+            f"no Redis Cluster for the tests: set {REDIS_CLUSTER_URL_ENV} or put "
+            f"redis-server and redis-cli on PATH ({exc})",
+            pytrace=False,
+        )
+    try:
+        yield cluster.url
+    finally:
+        stop_redis_cluster(cluster)
+
+
+def delete_cluster_prefix(url: str, prefix: str) -> None:
+    """Delete every key under ``prefix`` on every master of the cluster at ``url``."""
+    from redis.cluster import ClusterNode, RedisCluster
+
+    from interact.engine import parse_cluster_url
+
+    opts = parse_cluster_url(url)
+    client = RedisCluster(
+        startup_nodes=[ClusterNode(h, p) for h, p in opts["startup"]],
+        username=opts["username"],
+        password=opts["password"],
+    )
+    try:
+        # SCAN on a cluster client walks every master; DEL is split per slot.
+        batch = list(client.scan_iter(match=f"{prefix}*", count=500))
+        if batch:
+            client.delete(*batch)
+    finally:
+        client.close()
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@
 -- ARGV[3] history size
 -- ARGV[4] candidate epoch, used only when the log has none yet
 -- ARGV[5] pub/sub channel of the room
+-- ARGV[6] "SPUBLISH" on Redis Cluster (sharded pub/sub, the channel is in the room's slot),
+--         else absent or "PUBLISH"
 -- Returns {"ok", seq, epoch, payload} | {"not_found"} | {"not_live", status}
 local status = redis.call('HGET', KEYS[3], 'status')
 if not status then
@@ -32,5 +34,5 @@ end
 redis.call('ZADD', KEYS[2], seq, payload)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', seq - tonumber(ARGV[3]))
 -- Publishing inside the script makes delivery order equal seq order across processes.
-redis.call('PUBLISH', ARGV[5], payload)
+redis.call(ARGV[6] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', ARGV[5], payload)
 return {'ok', seq, epoch, payload}
