@@ -100,6 +100,7 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
                 slow_grace=config.slow_grace,
                 online_interval=config.online_interval,
                 welcome_history=config.welcome_history,
+                idle_timeout=config.idle_timeout,
             ),
             metrics=metrics,
             node_id=node,

@@ -48,6 +48,7 @@ class HubConfig:
     slow_grace: float = 5.0
     online_interval: float = 2.0
     welcome_history: int = 50
+    idle_timeout: float = 70.0
     # A room whose fan-out pass takes more than this share of its window flushes less
     # often (whole ticks, up to max_window_ms): frames/s, not comments, are the budget.
     fanout_share: float = 0.5
@@ -140,6 +141,7 @@ class Hub:
         self._loops = [
             asyncio.create_task(self._ticker(), name="hub-ticker"),
             asyncio.create_task(self._online_loop(), name="hub-online"),
+            asyncio.create_task(self._idle_loop(), name="hub-idle"),
         ]
 
     async def shutdown(self, code: int = Close.GOING_AWAY) -> None:
@@ -492,6 +494,22 @@ class Hub:
                 if total != room.online:
                     room.online = total
                     self._dirty.add(room.id)
+
+    async def _idle_loop(self) -> None:
+        """Close viewers silent for ``idle_timeout`` (4008), a few times per timeout.
+
+        One sweep instead of a timer per read: a timer per connection costs half a
+        kilobyte and a heap operation on every frame received.
+        """
+        timeout = self.config.idle_timeout
+        while True:
+            await asyncio.sleep(min(timeout / 4, 5.0))
+            cutoff = time.monotonic() - timeout
+            for room in list(self.rooms.values()):
+                for viewer in [*room.viewers(), *room.joining]:
+                    if viewer.last_seen < cutoff and not viewer.closing:
+                        self.metrics.idle_closed.inc()
+                        viewer.close(Close.IDLE, b"idle timeout")
 
     async def _drop_room(self, room: LocalRoom) -> None:
         if self.rooms.get(room.id) is room:

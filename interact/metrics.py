@@ -27,6 +27,10 @@ class Metrics:
         self.slow_closed = Counter(
             "interact_slow_closed", "Viewers closed with 4029 as too slow", registry=r
         )
+        self.idle_closed = Counter(
+            "interact_idle_closed", "Viewers closed with 4008 after idle_timeout of silence",
+            registry=r,
+        )
         self.comments = Counter("interact_comments", "Comments by outcome", ["outcome"], registry=r)
         self.comment_latency = Histogram(
             "interact_comment_latency_seconds",

@@ -25,6 +25,7 @@ class Viewer:
         "closing",
         "codec",
         "joined_at",
+        "last_seen",
         "pending",
         "room_id",
         "seen_seq",
@@ -61,6 +62,8 @@ class Viewer:
         self.closing = False
         # For "watch N minutes" lotteries: the server counts, the client cannot claim.
         self.joined_at = time.monotonic()
+        # Monotonic time of its last frame: the hub closes viewers silent for too long.
+        self.last_seen = self.joined_at
 
     @property
     def variant(self) -> tuple[Codec, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from aiohttp import WSMsgType, hdrs, web
@@ -25,7 +26,7 @@ from interact.protocol import (
     parse_client_frame,
 )
 from interact.viewer import Viewer
-from rooms.models import valid_room_id
+from rooms.models import Room, valid_room_id
 from rooms.service import Author, Held
 
 log = logging.getLogger("interact.ws")
@@ -63,8 +64,9 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(text="codec must be json or msgpack") from None
     room_id = query.get("room", "")
 
+    # autoping off: a ping frame is activity too, and is answered in the read loop.
     ws = SharedFrameResponse(
-        max_msg_size=cfg.max_frame_bytes, compress=cfg.compression, autoping=True
+        max_msg_size=cfg.max_frame_bytes, compress=cfg.compression, autoping=False
     )
     await ws.prepare(request)
     try:
@@ -86,46 +88,53 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     if transport is None:
         return ws
     viewer = Viewer(ws, transport, user, room.id, codec, ws.compress if ws.compress else 0)
-    welcome = {"room": room.to_dict(), "user": user.to_dict()}
-    try:
-        await ctx.hub.join(
-            viewer,
-            _query_int(query.get("since")),
-            query.get("epoch"),
-            welcome,
-            snapshot=ctx.snapshot,
-        )
-    except Exception:
-        log.warning("join of room %s failed", room.id, exc_info=True)
-        ctx.metrics.handshakes.labels("error").inc()
-        await ws.close(code=Close.INTERNAL, message=b"temporarily unavailable")
+    joined = await _join(ctx, ws, viewer, room, _query_int(query.get("since")), query.get("epoch"))
+    del query, room  # this frame lives as long as the connection: keep it small
+    if not joined:
         return ws
-    ctx.metrics.handshakes.labels("ok").inc()
-    ctx.spawn(ctx.service.stats.joined(room.id, user.uid))
+    # The read loop, here and not in a function of its own: one coroutine frame less per
+    # connection. Silence is timed by the hub's sweep (viewer.last_seen), not per read.
+    frames_in = ctx.metrics.frames_in
     try:
-        await _read_loop(ctx, ws, viewer)
+        while True:
+            msg = await ws.receive()
+            viewer.last_seen = time.monotonic()
+            kind = msg.type
+            if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+                frames_in.inc()
+                reply = await _handle(ctx, viewer, msg.data)
+                if reply is not None:
+                    viewer.send([Out(reply)])
+            elif kind is WSMsgType.PING:
+                await ws.pong(msg.data)
+            elif kind is not WSMsgType.PONG:
+                # CLOSE, CLOSING, CLOSED or ERROR: aiohttp has already answered with the
+                # right close code (1009 too big, 1007 bad UTF-8, 1002 protocol error).
+                return ws
     finally:
         ctx.hub.leave(viewer)
-    return ws
 
 
-async def _read_loop(ctx: Context, ws: web.WebSocketResponse, viewer: Viewer) -> None:
-    timeout = ctx.config.idle_timeout
-    while True:
-        try:
-            msg = await ws.receive(timeout=timeout)
-        except TimeoutError:
-            await ws.close(code=Close.IDLE, message=b"idle timeout")
-            return
-        if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
-            ctx.metrics.frames_in.inc()
-            reply = await _handle(ctx, viewer, msg.data)
-            if reply is not None:
-                viewer.send([Out(reply)])
-        else:
-            # CLOSE, CLOSING, CLOSED or ERROR: aiohttp has already answered with the
-            # right close code (1009 too big, 1007 bad UTF-8, 1002 protocol error).
-            return
+async def _join(
+    ctx: Context,
+    ws: web.WebSocketResponse,
+    viewer: Viewer,
+    room: Room,
+    since: int | None,
+    epoch: str | None,
+) -> bool:
+    """Welcome the viewer into its room's fan-out; False (and closed) when that failed."""
+    welcome = {"room": room.to_dict(), "user": viewer.user.to_dict()}
+    try:
+        await ctx.hub.join(viewer, since, epoch, welcome, snapshot=ctx.snapshot)
+    except Exception:
+        log.warning("join of room %s failed", viewer.room_id, exc_info=True)
+        ctx.metrics.handshakes.labels("error").inc()
+        await ws.close(code=Close.INTERNAL, message=b"temporarily unavailable")
+        return False
+    ctx.metrics.handshakes.labels("ok").inc()
+    ctx.spawn(ctx.service.stats.joined(viewer.room_id, viewer.user.uid))
+    return True
 
 
 async def _handle(ctx: Context, viewer: Viewer, data: str | bytes) -> dict[str, Any] | None:

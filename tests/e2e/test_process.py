@@ -26,14 +26,18 @@ async def test_silent_connection_is_closed_and_a_pinging_one_stays(
     room = await op.live_room()
     silent, _ = await connect(session, server.base, room["id"], server.token("s"))
     chatty, _ = await connect(session, server.base, room["id"], server.token("c"))
+    # A client that keeps alive with WebSocket ping frames instead of {"t":"ping"}.
+    pinger, _ = await connect(session, server.base, room["id"], server.token("p"))
     started = time.monotonic()
     for _ in range(6):
         await chatty.send({"t": "ping"})
+        await pinger.ws.ping(b"hb")
         await asyncio.sleep(0.4)
     assert await silent.closed(timeout=5) == 4008
     assert 0.9 < time.monotonic() - started < 4
-    assert chatty.close_code is None and not chatty.ws.closed
-    await chatty.close()
+    for alive in (chatty, pinger):
+        assert alive.close_code is None and not alive.ws.closed
+        await alive.close()
 
 
 async def test_sigterm_closes_viewers_with_1001_and_exits_cleanly(
