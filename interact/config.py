@@ -114,6 +114,10 @@ class Config:
                 "--workers > 1 needs the Redis engine (--redis URL): the memory engine "
                 "keeps state inside one process"
             )
+        if self.redis_url.partition("://")[0].lower() in ("redis+cluster", "rediss+cluster"):
+            from interact.engine import parse_cluster_url
+
+            parse_cluster_url(self.redis_url)  # a ValueError that names the bad part
         if "{" in self.redis_prefix or "}" in self.redis_prefix:
             raise ValueError("redis_prefix must not contain braces (they are hash tags)")
         if self.tick_ms < 1 or self.history_size < 1 or self.max_frame_bytes < 64:
@@ -141,7 +145,11 @@ class Config:
 HELP: dict[str, str] = {
     "host": "address to listen on",
     "port": "TCP port to listen on",
-    "redis_url": "Redis URL; empty runs the embedded memory engine (one process)",
+    "redis_url": (
+        "Redis URL (redis://host:port/db), or a Redis Cluster as "
+        "redis+cluster://host:port,host:port,… (any reachable masters; rediss+cluster for "
+        "TLS); empty runs the embedded memory engine (one process)"
+    ),
     "redis_prefix": "prefix of every Redis key, so deployments can share one Redis",
     "workers": "processes sharing the port via SO_REUSEPORT (needs Redis when > 1)",
     "secret": "token signing key (HS256); random per start when empty",
