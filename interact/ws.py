@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, hdrs, web
 from aiohttp.http_websocket import ws_ext_gen
@@ -57,7 +58,12 @@ def _query_int(value: str | None) -> int | None:
 async def ws_handler(request: web.Request) -> web.StreamResponse:
     ctx = request.app[Context.KEY]
     cfg = ctx.config
-    query = request.query
+    # Parsed here, not through request.query, which stays cached on the request for the
+    # life of the connection (the token in it too): most of a kilobyte per viewer.
+    try:
+        query = dict(parse_qsl(request.query_string, max_num_fields=16))
+    except ValueError:
+        raise web.HTTPBadRequest(text="too many query parameters") from None
     try:
         codec = Codec(query.get("codec", "json"))
     except ValueError:

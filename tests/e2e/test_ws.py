@@ -155,6 +155,9 @@ async def test_bad_tokens_and_rooms_close_with_codes(
         memory_server.base + "/ws", params={"room": room["id"], "codec": "xml"}
     ) as r:
         assert r.status == 400
+    flood = {f"p{i}": "x" for i in range(40)} | {"room": room["id"]}
+    async with session.get(memory_server.base + "/ws", params=flood) as r:
+        assert r.status == 400
 
 
 async def test_likes_are_coalesced_into_totals(
