@@ -346,10 +346,13 @@ class Hub:
         cfg = self.config
         tick = cfg.tick_ms / 1000
         spent = time.monotonic() - started
+        self.metrics.fanout_pass.observe(spent)
         ticks = max(1, min(math.ceil(spent / (cfg.fanout_share * tick)),
                            max(1, cfg.max_window_ms // cfg.tick_ms)))  # fmt: skip
         # Half a tick early: the ticker wakes on tick boundaries, a hair late or early.
-        room.window = ticks * tick
+        if ticks * tick != room.window:
+            room.window = ticks * tick
+            self.metrics.room_window.set(max(r.window for r in self.rooms.values()))
         room.next_at = started + room.window - tick / 2 if ticks > 1 else 0.0
 
     def _take_batch(self, room: LocalRoom) -> list[Out]:

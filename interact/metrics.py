@@ -38,6 +38,15 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.fanout_pass = Histogram(
+            "interact_fanout_pass_seconds",
+            "One room's flush: its batch encoded once and written to every viewer",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.room_window = Gauge(
+            "interact_room_window_seconds", "Longest flush window of a room (adaptive)", registry=r
+        )
         self.frames_in = Counter("interact_frames_in", "Client frames received", registry=r)
         self.bad_frames = Counter("interact_bad_frames", "Client frames refused", registry=r)
         self.handshakes = Counter(
