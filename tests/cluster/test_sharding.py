@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
+import orjson
 import pytest
 import redis
 from redis.crc import key_slot
@@ -15,6 +17,7 @@ from interact.engine import Engine, redis_engine
 from rooms.broker import CONTROL_ROOM
 from rooms.keys import RoomKeys
 from rooms.models import Room, RoomStatus
+from rooms.redis_pipe import RedisPipe
 from tests.conftest import Eventually
 from tests.redis_server import RedisCluster, start_redis_cluster, stop_redis_cluster
 
@@ -42,9 +45,10 @@ def _owner(ports: list[int], slot: int) -> int:
     raise AssertionError(f"slot {slot} not covered")
 
 
-def _move_slot(ports: list[int], slot: int, src: int, dst: int) -> None:
-    """Migrate ``slot`` (and its keys) from master ``src`` to master ``dst``, as
-    ``redis-cli --cluster reshard`` does."""
+def _start_moving(slot: int, src: int, dst: int) -> None:
+    """First half of a slot migration (as ``redis-cli --cluster reshard`` does it): mark
+    the slot migrating and importing, move its keys; the old master still owns it and
+    answers ``ASK`` for keys it no longer has."""
     s, d = _node(src), _node(dst)
     try:
         src_id = s.execute_command("CLUSTER", "MYID").decode()
@@ -53,15 +57,29 @@ def _move_slot(ports: list[int], slot: int, src: int, dst: int) -> None:
         s.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
         while keys := s.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
             s.execute_command("MIGRATE", "127.0.0.1", dst, "", 0, 5000, "KEYS", *keys)
-        for port in [dst, src, *(p for p in ports if p not in (src, dst))]:
-            node = _node(port)
-            try:
-                node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
-            finally:
-                node.close()
     finally:
         s.close()
         d.close()
+
+
+def _finish_moving(ports: list[int], slot: int, src: int, dst: int) -> None:
+    """Second half: every node learns that ``dst`` owns the slot."""
+    d = _node(dst)
+    try:
+        dst_id = d.execute_command("CLUSTER", "MYID").decode()
+    finally:
+        d.close()
+    for port in [dst, src, *(p for p in ports if p not in (src, dst))]:
+        node = _node(port)
+        try:
+            node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        finally:
+            node.close()
+
+
+def _move_slot(ports: list[int], slot: int, src: int, dst: int) -> None:
+    _start_moving(slot, src, dst)
+    _finish_moving(ports, slot, src, dst)
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +185,40 @@ async def test_subscriptions_and_scripts_follow_a_slot_migration(
     assert b'"seq":2' in got[1]
     # And the cluster client's slot map caught up too (plain commands).
     assert (await one.rooms.get(rid)) is not None
+
+
+async def test_scripts_follow_ask_while_a_slot_is_migrating(
+    engines: list[Engine],
+    own_cluster: RedisCluster,
+    redis_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[tuple[object, ...]] = []
+    real = RedisPipe.execute_asking
+
+    async def spy(self: RedisPipe, *args: Any) -> Any:
+        asked.append(args)
+        return await real(self, *args)
+
+    monkeypatch.setattr(RedisPipe, "execute_asking", spy)
+    keys = RoomKeys(redis_prefix)
+    one = engines[0]
+    rid = "half-moved"
+    await one.rooms.create(
+        Room(id=rid, title="t", anchor="a", status=RoomStatus.LIVE, created_at=1)
+    )
+    assert (await one.danmaku.append(rid, {"text": "before"})).seq == 1
+    slot = key_slot(keys.room(rid).encode())
+    src = _owner(own_cluster.ports, slot)
+    dst = next(p for p in own_cluster.ports if p != src)
+    await asyncio.to_thread(_start_moving, slot, src, dst)
+    try:
+        # The keys are on dst, the slot still src's: src answers ASK, the pipe follows.
+        assert (await one.danmaku.append(rid, {"text": "during"})).seq == 2
+        assert [a[0] for a in asked] == ["EVALSHA"]  # one ASK, followed once
+    finally:
+        await asyncio.to_thread(_finish_moving, own_cluster.ports, slot, src, dst)
+    assert (await one.danmaku.append(rid, {"text": "after"})).seq == 3
+    history = await one.danmaku.history(rid, None, None, 10)
+    assert history.seq == 3
+    assert [orjson.loads(p)["text"] for p in history.items] == ["before", "during", "after"]
