@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -25,6 +26,22 @@ def install_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+# Allocations between young collections. Every connection leaves a few dozen long-lived
+# objects; with the default 700 the collector ran every few handshakes and rescanned the
+# growing middle generation: 457-498 us of server CPU per handshake at 6,000 viewers
+# became 388-423 us (python -m bench join --viewers 6000 --procs 2).
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def tune_gc() -> None:
+    """Freeze what start-up built (word lists, scripts, modules) out of the collector's
+    sight, and collect the young generation less often."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 async def serve(config: Config, *, reuse_port: bool = False) -> None:
     """Serve until SIGTERM or SIGINT, then drain: stop accepting, close viewers with 1001."""
     app = build_app(config)
@@ -34,6 +51,7 @@ async def serve(config: Config, *, reuse_port: bool = False) -> None:
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, reuse_port=reuse_port, backlog=4096)
     await site.start()
+    tune_gc()
     ctx = app[Context.KEY]
     log.info(
         "serving",
