@@ -60,6 +60,8 @@ class LocalRoom:
 
     __slots__ = (
         "dm_count",
+        "epoch",
+        "filling",
         "groups",
         "id",
         "joining",
@@ -69,6 +71,7 @@ class LocalRoom:
         "next_at",
         "online",
         "online_sent",
+        "parked",
         "pending_likes",
         "queue",
         "stock",
@@ -83,6 +86,10 @@ class LocalRoom:
         self.queue: list[Out] = []
         self.dm_count = 0
         self.max_seq = 0  # highest comment seq received from the broker
+        self.epoch: str | None = None  # of the room's numbering, from the last welcome
+        # A gap in the seqs is being filled from the history: comments wait in ``parked``.
+        self.filling: asyncio.Task[None] | None = None
+        self.parked: list[Out] = []
         self.like_total = 0
         self.like_sent = 0
         self.pending_likes = 0
@@ -204,6 +211,8 @@ class Hub:
             if sub is not None and sub.done() and (sub.cancelled() or sub.exception()):
                 room.subscribed = None  # let the next joiner try to subscribe again
             raise
+        if room.epoch != history.epoch:
+            room.epoch = history.epoch
         welcome.update(
             seq=history.seq,
             epoch=history.epoch,
@@ -266,6 +275,11 @@ class Hub:
         if "to" in out.obj:
             self._send_to_roles(room, out)
             return
+        if out.is_danmaku and self._gap_before(room, out):
+            return
+        self._queue(room, out)
+
+    def _queue(self, room: LocalRoom, out: Out) -> None:
         kind = out.kind
         if kind == "like":
             room.like_total = max(room.like_total, int(out.obj.get("total", 0)))
@@ -278,7 +292,71 @@ class Hub:
                 seq = out.obj.get("seq")
                 if isinstance(seq, int) and seq > room.max_seq:
                     room.max_seq = seq
-        self._dirty.add(room_id)
+        self._dirty.add(room.id)
+
+    # -- gaps in the numbering ----------------------------------------------------
+
+    def _gap_before(self, room: LocalRoom, out: Out) -> bool:
+        """Park ``out`` if comments before it were lost; True when parked.
+
+        Comments are numbered and published in one step, so the broker delivers a room's
+        seqs in order; a jump means some were lost on the way (the pub/sub connection
+        dropped and came back). They are read back from the history before the rest is
+        let through, so viewers get every comment, in order.
+        """
+        if room.filling is not None:
+            room.parked.append(out)
+            return True
+        seq = out.obj.get("seq")
+        if isinstance(seq, int) and room.max_seq and seq > room.max_seq + 1:
+            room.parked.append(out)
+            self._fill(room, room.max_seq)
+            return True
+        return False
+
+    def resync(self) -> None:
+        """The broker's subscriptions came back after a loss: read what was missed."""
+        for room in self.rooms.values():
+            # Nothing came through the broker yet: the viewers' welcomes say where they are.
+            since = room.max_seq or min((v.seen_seq or 0 for v in room.viewers()), default=0)
+            if room.filling is None and since:
+                self._fill(room, since)
+
+    def _fill(self, room: LocalRoom, since: int) -> None:
+        room.filling = asyncio.ensure_future(self._read_gap(room, since))
+        self._tasks.add(room.filling)
+        room.filling.add_done_callback(self._tasks.discard)
+
+    async def _read_gap(self, room: LocalRoom, since: int) -> None:
+        missed: list[Out] = []
+        try:
+            for attempt in range(5):
+                try:
+                    history = await self.danmaku.history(
+                        room.id, since, room.epoch, self.config.welcome_history
+                    )
+                    break
+                except Exception:
+                    log.warning("reading a gap of room %s failed", room.id, exc_info=True)
+                    await asyncio.sleep(0.2 * 2**attempt)
+            else:
+                history = None
+            if history is not None and history.recovered:
+                missed = [Out.from_json(item) for item in history.items]
+            elif history is not None:
+                log.warning("room %s: a gap after seq %d is past the history", room.id, since)
+            self.metrics.gap_fills.inc()
+        finally:
+            room.filling = None
+            parked, room.parked = room.parked, []
+            seen = room.max_seq
+            for out in [*missed, *parked]:
+                seq = out.obj.get("seq")
+                if out.is_danmaku and isinstance(seq, int):
+                    if seq <= seen:
+                        continue  # in the history and on the wire both: once is enough
+                    seen = seq
+                self._queue(room, out)
 
     def _send_to_roles(self, room: LocalRoom, out: Out) -> None:
         """A message for some roles only (staff alerts): rare, so sent one by one."""

@@ -27,8 +27,14 @@ class Metrics:
         self.slow_closed = Counter(
             "interact_slow_closed", "Viewers closed with 4029 as too slow", registry=r
         )
+        self.gap_fills = Counter(
+            "interact_gap_fills",
+            "Gaps in a room's seqs (lost on the broker) read back from the history",
+            registry=r,
+        )
         self.idle_closed = Counter(
-            "interact_idle_closed", "Viewers closed with 4008 after idle_timeout of silence",
+            "interact_idle_closed",
+            "Viewers closed with 4008 after idle_timeout of silence",
             registry=r,
         )
         self.comments = Counter("interact_comments", "Comments by outcome", ["outcome"], registry=r)
