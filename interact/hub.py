@@ -140,6 +140,7 @@ class Hub:
         # Messages on the control pseudo-room (bans, word lists) go here, not to viewers.
         self.on_control: Callable[[dict[str, Any]], None] | None = None
         broker.set_handler(self.on_message)
+        broker.set_resync(self.resync)
 
     # -- lifecycle -------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rooms.broker import Handler
+from rooms.broker import Handler, Resync
 
 
 class MemoryBroker:
@@ -12,6 +12,9 @@ class MemoryBroker:
 
     def set_handler(self, handler: Handler) -> None:
         self._handler = handler
+
+    def set_resync(self, callback: Resync) -> None:
+        pass  # nothing is ever lost in one process
 
     def publish_now(self, room_id: str, payload: bytes) -> None:
         """Deliver synchronously, so callers can publish inside an atomic step."""

@@ -27,7 +27,7 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from rooms.broker import Handler
+from rooms.broker import Handler, Resync
 from rooms.keys import RoomKeys
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,9 @@ class RedisBroker:
         self._backoff_min_s = backoff_min_s
         self._backoff_max_s = backoff_max_s
         self._handler: Handler | None = None
+        self._resync: Resync | None = None
+        self._resyncs: set[asyncio.Future[None]] = set()
+        self._connected_once = False
         self._rooms: set[str] = set()
         # Per room, one future per SUBSCRIBE sent and not yet confirmed, oldest first:
         # Redis confirms in the order it received them.
@@ -77,6 +80,9 @@ class RedisBroker:
 
     def set_handler(self, handler: Handler) -> None:
         self._handler = handler
+
+    def set_resync(self, callback: Resync) -> None:
+        self._resync = callback
 
     async def publish(self, room_id: str, payload: bytes) -> None:
         if self._sharded:
@@ -170,6 +176,7 @@ class RedisBroker:
         pending: list[asyncio.Future[bool]] = []
         try:
             pending = await self._connect()
+            self._connected_once = True
         except Exception as exc:
             # Serve anyway; the reader keeps retrying and /readyz reports Redis down.
             log.warning("broker: Redis pub/sub unreachable at start (%r); retrying", exc)
@@ -250,9 +257,10 @@ class RedisBroker:
             ps = self._pubsub
             try:
                 if ps is None:
-                    await self._connect()
+                    pending = await self._connect()
                     log.info("broker: Redis pub/sub connected, %d rooms", len(self._rooms))
                     last_rx, pinged = loop.time(), False
+                    self._after_reconnect(pending)
                     continue
                 msg = await ps.get_message(timeout=self._poll_s)
                 if msg is None:
@@ -285,6 +293,26 @@ class RedisBroker:
             backoff = self._backoff_min_s
             last_rx, pinged = loop.time(), False
             self._on_message(msg)
+
+    def _after_reconnect(self, pending: list[asyncio.Future[bool]]) -> None:
+        """Once the rooms are subscribed again, say that messages may have been lost."""
+        if not self._connected_once:
+            self._connected_once = True  # the first connection: nothing was missed
+            return
+        if self._resync is None:
+            return
+        resync = self._resync
+
+        async def when_confirmed() -> None:
+            # Only after the confirmations: a history read that Redis served before the
+            # SUBSCRIBE could miss a message published in between.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.gather(*pending), self._confirm_timeout_s)
+            resync()
+
+        task = asyncio.ensure_future(when_confirmed())
+        self._resyncs.add(task)
+        task.add_done_callback(self._resyncs.discard)
 
     def _on_message(self, msg: dict[str, Any]) -> None:
         kind = msg["type"]

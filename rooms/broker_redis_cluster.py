@@ -25,7 +25,7 @@ from typing import Any
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 
-from rooms.broker import Handler
+from rooms.broker import Handler, Resync
 from rooms.broker_redis import RedisBroker
 from rooms.keys import RoomKeys
 from rooms.redis_pipe import pipe_of
@@ -53,6 +53,7 @@ class RedisClusterBroker:
             **node_options,
         }
         self._handler: Handler | None = None
+        self._resync: Resync | None = None
         self._wanted: set[str] = set()
         self._home: dict[str, str] = {}  # room -> name ("host:port") of its node broker
         self._nodes: dict[str, RedisBroker] = {}
@@ -66,6 +67,11 @@ class RedisClusterBroker:
         self._handler = handler
         for node in self._nodes.values():
             node.set_handler(handler)
+
+    def set_resync(self, callback: Resync) -> None:
+        self._resync = callback
+        for node in self._nodes.values():
+            node.set_resync(callback)
 
     async def publish(self, room_id: str, payload: bytes) -> None:
         channel = self._keys.channel(room_id)
@@ -155,6 +161,8 @@ class RedisClusterBroker:
             )
             if self._handler is not None:
                 broker.set_handler(self._handler)
+            if self._resync is not None:
+                broker.set_resync(self._resync)
             self._nodes[name] = broker
             await broker.start()
         return broker
@@ -179,10 +187,13 @@ class RedisClusterBroker:
             await self._kick.wait()
             self._kick.clear()
             try:
+                moved = self._stale
                 if self._stale:
                     self._stale = False
                     await self._client.nodes_manager.initialize()
                 await self._reconcile()
+                if moved and self._resync is not None:
+                    self._resync()  # rooms moved or a node failed: messages may be lost
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -172,7 +172,9 @@ async def test_resubscribes_after_a_redis_restart(tmp_path: Path, eventually: Ev
     client = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}/0")
     broker = RedisBroker(client, RoomKeys("t:"), backoff_min_s=0.02, backoff_max_s=0.2)
     got: list[bytes] = []
+    resyncs: list[int] = []
     broker.set_handler(lambda room, payload: got.append(payload))
+    broker.set_resync(lambda: resyncs.append(len(got)))
     try:
         await broker.start()
         await broker.subscribe("a")
@@ -180,6 +182,7 @@ async def test_resubscribes_after_a_redis_restart(tmp_path: Path, eventually: Ev
         await broker.unsubscribe("b")
         await broker.publish("a", b"before")
         await eventually(lambda: got == [b"before"])
+        assert resyncs == []  # the first connection lost nothing
 
         stop_redis_server(proc)
         await broker.subscribe("c")  # while Redis is down: recorded, subscribed later
@@ -203,6 +206,8 @@ async def test_resubscribes_after_a_redis_restart(tmp_path: Path, eventually: Ev
         await broker.publish("b", b"not-b")
         await settle()
         assert b"not-b" not in got
+        # Told once its subscriptions were back, before anything new arrived on them.
+        assert resyncs[:1] == [1]
     finally:
         await broker.close()
         await client.aclose()

@@ -983,17 +983,6 @@ async def test_reconnect_storm_of_1000_viewers_all_recover(
         await asyncio.gather(*(t.stop() for t in trackers))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "after Redis returns, /readyz answers 200 but the first requests to reach each "
-        "pooled connection that Redis closed fail with 503 `overloaded` (redis-py: "
-        "'Connection closed by server'): interact/engine.py connect_redis builds the pool "
-        "from the URL with no retry (Retry(NoBackoff(), 0)) and redis-py's checkout does "
-        "not notice a peer-closed socket; a stale connection could be retried once or "
-        "health-checked"
-    ),
-)
 async def test_requests_after_redis_returns_and_readyz_says_ready_are_served(
     servers: StartServer, client: aiohttp.ClientSession, own_redis: OwnRedis
 ) -> None:

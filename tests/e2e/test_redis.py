@@ -177,3 +177,35 @@ async def test_redis_outage_is_reported_and_survived(
         await v.close()
     finally:
         stop_redis_server(proc)
+
+
+async def test_a_lone_comment_made_while_pubsub_reconnects_still_arrives(
+    servers: StartServer, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """Redis restarts; one comment is made before this process's pub/sub connection is
+    back (its backoff has grown to seconds) and nothing after it: no later seq reveals
+    the gap, so the broker's resync must — the viewer still gets it."""
+    proc, port = start_redis_server(tmp_path, "--appendonly", "yes")
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        server = servers(env=redis_env(url, "lone:"))
+        op = Api(session, server.base, server.token("ops", "operator"))
+        rid = (await op.live_room())["id"]
+        v, _ = await connect(session, server.base, rid, server.token("v"))
+        status, first = await op.call("POST", f"/api/v1/rooms/{rid}/messages", {"text": "one"})
+        assert status == 201
+        assert (await v.next("dm"))["seq"] == first["seq"]
+        stop_redis_server(proc)
+        await asyncio.sleep(3.4)  # the broker's reconnect backoff grows past a second
+        proc, _ = start_redis_server(tmp_path, "--appendonly", "yes", port=port)
+        for _ in range(300):
+            status, lone = await op.call("POST", f"/api/v1/rooms/{rid}/messages", {"text": "two"})
+            if status == 201:
+                break
+            await asyncio.sleep(0.01)
+        assert status == 201 and lone["seq"] == first["seq"] + 1
+        got = await v.next("dm", timeout=15)
+        assert (got["seq"], got["text"]) == (lone["seq"], "two")
+        await v.close()
+    finally:
+        stop_redis_server(proc)
