@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -30,9 +30,14 @@ class Room:
     updated_at: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["status"] = self.status.value
-        return out
+        # Spelled out: dataclasses.asdict (a generic deep copy) was 3 % of the server's time
+        # while 10,000 viewers joined.
+        return {
+            "id": self.id, "title": self.title, "status": self.status.value,
+            "anchor": self.anchor, "created_at": self.created_at,
+            "started_at": self.started_at, "ended_at": self.ended_at,
+            "updated_at": self.updated_at,
+        }  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Room:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -149,3 +150,11 @@ def test_invalid_room_ids(room_id: str) -> None:
 @given(room_id=st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True))
 def test_every_id_of_the_alphabet_is_valid(room_id: str) -> None:
     assert valid_room_id(room_id)
+
+
+def test_to_dict_has_every_field_of_the_room() -> None:
+    room = Room(id="r1", title="t", status=RoomStatus.LIVE, anchor="a", created_at=1,
+                started_at=2, ended_at=3, updated_at=4)  # fmt: skip
+    out = room.to_dict()
+    assert set(out) == {f.name for f in dataclasses.fields(Room)}
+    assert out["status"] == "live" and Room.from_dict(out) == room
