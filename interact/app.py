@@ -95,6 +95,7 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
             config=HubConfig(
                 tick_ms=config.tick_ms,
                 danmaku_cap=config.danmaku_cap,
+                max_window_ms=max(config.max_window_ms, config.tick_ms),
                 soft_buffer_bytes=config.soft_buffer_bytes,
                 hard_buffer_bytes=config.hard_buffer_bytes,
                 slow_grace=config.slow_grace,

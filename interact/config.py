@@ -30,6 +30,7 @@ class Config:
     history_size: int = 1000
     welcome_history: int = 50
     danmaku_cap: int = 100
+    max_window_ms: int = 150
     max_text_len: int = 40
     max_frame_bytes: int = 4096
     idle_timeout: float = 70.0
@@ -158,7 +159,11 @@ HELP: dict[str, str] = {
     "tick_ms": "fan-out tick: each room's batch is flushed once per tick, ms",
     "history_size": "comments kept per room for recovery",
     "welcome_history": "recent comments sent in a welcome without recovery",
-    "danmaku_cap": "comments per room per tick before sampling",
+    "danmaku_cap": "comments per room per flush before sampling",
+    "max_window_ms": (
+        "longest flush window of a large room, ms: a room whose write pass outgrows half "
+        "its tick flushes every few ticks, up to this"
+    ),
     "max_text_len": "longest comment, characters",
     "max_frame_bytes": "largest client frame; larger ones close the connection with 1009",
     "idle_timeout": "seconds of client silence before the connection is closed (4008)",
