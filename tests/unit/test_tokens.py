@@ -131,3 +131,11 @@ def test_a_cached_token_still_expires() -> None:
         verify(SECRET, token)
     with pytest.raises(Unauthorized):  # a token cached under one key proves nothing for another
         verify(SECRET + "x", issue(SECRET, user, ttl=60))
+
+
+def test_the_cache_tells_secrets_apart_however_long() -> None:
+    long_a, long_b = "k" * 80 + "a", "k" * 80 + "b"  # equal for their first 80 bytes
+    token = issue(long_a, User("u-long", "n", Role.VIEWER), 600)
+    assert verify(long_a, token).uid == "u-long"
+    with pytest.raises(Unauthorized):
+        verify(long_b, token)
