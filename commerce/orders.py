@@ -9,6 +9,7 @@ never sold twice. Stock changes are coalesced per process and published once per
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -157,6 +158,18 @@ class OrderService:
         if view is None:
             raise NotFound(f"no sale {sale_id[:80]}")
         return view
+
+    async def close_room(self, room_id: str) -> int:
+        """The room ended: its sales still on the shelf end now (orders already reserved
+        keep their deadlines); each closed sale is announced with its new end."""
+        now = self.clock()
+        closed = 0
+        for view in await self.store.in_room(room_id, now):
+            if await self.store.close(view.sale.id, now):
+                closed += 1
+                ended = dataclasses.replace(view.sale, ends_at=now)
+                await self._publish(room_id, sale_message(dataclasses.replace(view, sale=ended)))
+        return closed
 
     async def snapshot(self, room_id: str) -> dict[str, list[dict[str, Any]]]:
         """Sales on the shelf, for a late joiner's welcome."""

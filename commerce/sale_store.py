@@ -54,6 +54,10 @@ Contract:
   empty ``out_refund_no`` is ``ValueError``.
 - Stock invariant, at every moment: ``left + reserved + paid + refunded == stock``, every
   counter ≥ 0, and every uid holds at most ``limit`` units.
+- ``close(sale_id, now_ms)``: a sale still open (``ends_at > now``) ends now: ``ends_at``
+  becomes ``now`` (so reserving answers ``ended`` from now on and the sale leaves
+  ``in_room``), with ``sale_closed`` in the ledger; True. Orders already reserved keep
+  their deadlines. A sale that ended already, or an unknown id, is False and unchanged.
 - ``due(now_ms, limit)``: up to ``limit`` ids of reserved orders with ``deadline ≤ now``,
   earliest deadline first (ties by id); ``near_deadline(now_ms, within_ms, limit)`` the
   same up to ``now + within_ms`` (so it includes the overdue ones). The index sits in the
@@ -71,6 +75,8 @@ Contract:
 
 Ledger events (``commerce.ledger``; all values strings, money in fen, ``ts`` the step):
 - ``sale_created``: sale, sku, price_fen, stock, limit, starts_at, ends_at, reserve_ms, ts
+- ``sale_closed``: sale, ends_at (the new end: the time it was closed), ts — its room
+  ended before the sale did
 - ``order_reserved``: order, sale, uid, qty, amount_fen, deadline, ts
 - ``order_expired`` / ``order_cancelled``: order, sale, uid, qty, amount_fen, ts
 - ``order_paid``: order, sale, uid, qty, amount_fen, transaction_id, ts
@@ -105,6 +111,7 @@ from commerce.sale_models import (
 EVENT_TYPES = frozenset(
     {
         "sale_created",
+        "sale_closed",
         "order_reserved",
         "order_expired",
         "order_cancelled",
@@ -157,6 +164,8 @@ class SaleStore(Protocol):
     async def settle_refund(
         self, order_id: str, out_refund_no: str, state: RefundState, now_ms: int
     ) -> Order | None: ...
+
+    async def close(self, sale_id: str, now_ms: int) -> bool: ...
 
     async def due(self, now_ms: int, limit: int) -> list[str]: ...
 

@@ -95,6 +95,17 @@ class MemorySaleStore:
             },
         )
 
+    async def close(self, sale_id: str, now_ms: int) -> bool:
+        s = self._sale(sale_id)
+        if s is None or s.meta.ends_at <= now_ms:
+            return False
+        s.meta = dataclasses.replace(s.meta, ends_at=now_ms)
+        self._log(
+            s.meta.room_id,
+            {"type": "sale_closed", "sale": sale_id, "ends_at": now_ms, "ts": now_ms},
+        )
+        return True
+
     def _sale(self, sale_id: str) -> _Sale | None:
         return self._sales.get(sale_id) if room_of(sale_id) is not None else None
 

@@ -152,6 +152,7 @@ class RedisSaleStore:
         self._confirm = register(client, "order_confirm")
         self._refund = register(client, "order_refund")
         self._settle = register(client, "order_refund_settle")
+        self._close_sale = register(client, "sale_close")
         self._prune = register(client, "sale_rooms_prune")
 
     # --- sales
@@ -168,6 +169,17 @@ class RedisSaleStore:
         )
         if not created:
             raise Conflict(f"sale {sid} exists")
+
+    async def close(self, sale_id: str, now_ms: int) -> bool:
+        room = room_of(sale_id)
+        if room is None:
+            return False
+        k = self._keys
+        closed = await self._close_sale(
+            keys=[k.sale(sale_id), k.sales_in_room(room), k.ledger(room)],
+            args=[int(now_ms), self._maxlen],
+        )
+        return bool(closed)
 
     async def get(self, sale_id: str) -> SaleView | None:
         if room_of(sale_id) is None:

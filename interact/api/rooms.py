@@ -60,6 +60,9 @@ async def get_room(request: web.Request) -> web.Response:
 async def _act(request: web.Request, action: str) -> web.Response:
     _, room = await staff_room(request)
     room = await ctx(request).service.act(room.id, action)
+    if room.status is RoomStatus.ENDED:
+        # A sale does not outlive its room: nobody is left to watch it.
+        await ctx(request).orders.close_room(room.id)
     return json_response(room.to_dict())
 
 

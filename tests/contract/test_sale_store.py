@@ -752,6 +752,38 @@ async def test_settle_arguments_are_checked(stores: Stores) -> None:
     assert (await order(stores, o.id)).refund_status is RefundState.PROCESSING
 
 
+# --- closing a sale (its room ended) -------------------------------------------------------
+
+
+async def test_close_ends_an_open_sale_now_and_keeps_its_orders(stores: Stores) -> None:
+    sl = await created(stores)
+    held = await reserved(stores, sl, "u1", now=T0 + 5)
+    assert await stores.sales.close(sl.id, T0 + 10) is True
+    got = await view(stores, sl.id)
+    assert got.sale == dataclasses.replace(sl, ends_at=T0 + 10)
+    assert (got.left, got.reserved) == (sl.stock - 1, 1)
+    after = await stores.sales.reserve(sl.id, "u2", 1, "late", T0 + 11)
+    assert after.outcome is ReserveOutcome.ENDED and after.order is None
+    assert await stores.sales.in_room("r1", T0 + 11) == []
+    # The order already reserved keeps its deadline and can still be paid.
+    assert (await order(stores, held.id)).deadline == held.deadline
+    paid = await stores.sales.confirm_paid(held.id, held.amount_fen, "tx", T0 + 12)
+    assert paid.outcome is ConfirmOutcome.CONFIRMED
+    assert (await events(stores))[-2] == {
+        "type": "sale_closed", "sale": sl.id, "ends_at": str(T0 + 10), "ts": str(T0 + 10),
+    }  # fmt: skip
+
+
+async def test_close_of_an_ended_or_unknown_sale_changes_nothing(stores: Stores) -> None:
+    sl = await created(stores, ends_at=T0 + 100)
+    before, log = await view(stores, sl.id), await events(stores)
+    assert await stores.sales.close(sl.id, T0 + 100) is False  # over at that very moment
+    assert await stores.sales.close(sl.id, T0 + 500) is False
+    for sid in (new_sale_id("r1"), "garbage"):
+        assert await stores.sales.close(sid, T0) is False
+    assert await view(stores, sl.id) == before and await events(stores) == log
+
+
 # --- due and reconciliation ----------------------------------------------------------------
 
 

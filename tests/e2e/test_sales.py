@@ -177,3 +177,30 @@ async def test_concurrent_pay_and_cancel_resolve_once(
             assert cancel[0] == 200
     _, view = await operator.call("GET", f"/api/v1/sales/{sale['id']}")
     assert view["left"] + view["reserved"] + view["paid"] + view["refunded"] == 100
+
+
+async def test_ending_the_room_ends_its_sales(
+    memory_server: ServerProcess, session: aiohttp.ClientSession, operator: Api
+) -> None:
+    rid = (await operator.live_room())["id"]
+    watcher, _ = await connect(session, memory_server.base, rid, memory_server.token("w"))
+    sale = await make_sale(operator, rid, stock=5)
+    await watcher.next("sale")
+    buyer = Api(session, memory_server.base, memory_server.token("buyer"))
+    status, held = await order(buyer, sale["id"], "before-end")
+    assert status == 201
+    status, room = await operator.call("POST", f"/api/v1/rooms/{rid}/end")
+    assert status == 200 and room["status"] == "ended"
+    closed = await watcher.next("sale")  # announced with its new end
+    assert closed["id"] == sale["id"] and closed["ends_at"] <= room["ended_at"] + 1000
+    status, late = await order(buyer, sale["id"], "after-end")
+    assert status == 409 and late["error"]["code"] == "conflict", late
+    status, view = await operator.call("GET", f"/api/v1/sales/{sale['id']}")
+    assert status == 200 and view["ends_at"] == closed["ends_at"] and view["reserved"] == 1
+    # The order reserved before the end is still the buyer's to pay.
+    status, paid = await buyer.call("POST", f"/api/v1/orders/{held['id']}/pay")
+    assert status == 200
+    status, done = await buyer.call("POST", paid["confirm_url"])
+    assert status == 200 and done["status"] == "paid"
+    _, ledger = await operator.call("GET", f"/api/v1/rooms/{rid}/ledger?count=100")
+    assert [e["type"] for e in ledger["events"]].count("sale_closed") == 1
