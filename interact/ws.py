@@ -139,7 +139,7 @@ async def _join(
         await ws.close(code=Close.INTERNAL, message=b"temporarily unavailable")
         return False
     ctx.metrics.handshakes.labels("ok").inc()
-    ctx.spawn(ctx.service.stats.joined(viewer.room_id, viewer.user.uid))
+    ctx.hub.count_join(viewer.room_id, viewer.user.uid)
     return True
 
 

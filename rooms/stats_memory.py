@@ -30,6 +30,11 @@ class MemoryRoomStats:
         stats.pv += 1
         stats.viewers.add(uid)
 
+    async def joined_many(self, room_id: str, uids: list[str]) -> None:
+        stats = self._get(room_id)
+        stats.pv += len(uids)
+        stats.viewers.update(uids)
+
     async def commented(self, room_id: str, uid: str) -> None:
         stats = self._get(room_id)
         stats.comments += 1

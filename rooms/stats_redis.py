@@ -26,6 +26,11 @@ class RedisRoomStats:
         await self._count(keys=[self._keys.stats(room_id), self._keys.viewers(room_id)],
                           args=["pv", uid])  # fmt: skip
 
+    async def joined_many(self, room_id: str, uids: list[str]) -> None:
+        if uids:
+            await self._count(keys=[self._keys.stats(room_id), self._keys.viewers(room_id)],
+                              args=["pv", *uids])  # fmt: skip
+
     async def commented(self, room_id: str, uid: str) -> None:
         await self._count(keys=[self._keys.stats(room_id), self._keys.participants(room_id)],
                           args=["comments", uid])  # fmt: skip

@@ -22,6 +22,15 @@ async def test_joined_counts_views_and_unique_viewers(engine: Engine) -> None:
     assert (stats["comments"], stats["participants"]) == (0, 0)
 
 
+async def test_joins_counted_in_one_step_count_as_many(engine: Engine) -> None:
+    await engine.stats.joined_many("r", ["u1", "u2", "u1"])
+    await engine.stats.joined_many("r", [])
+    await engine.stats.joined("r", "u3")
+    stats = await engine.stats.get("r")
+    assert (stats["pv"], stats["uv"]) == (4, 3)
+    assert (stats["comments"], stats["participants"]) == (0, 0)
+
+
 async def test_commented_counts_comments_and_participants(engine: Engine) -> None:
     for uid in ["u1", "u1", "u2", "u1"]:
         await engine.stats.commented("r", uid)
