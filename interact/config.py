@@ -39,6 +39,7 @@ class Config:
     hard_buffer_bytes: int = 4 * 1024 * 1024
     slow_grace: float = 5.0
     compression: bool = True
+    raw_upgrade: bool = True
     shutdown_grace: float = 5.0
     rate_per_s: float = 1.0
     rate_burst: int = 3
@@ -172,6 +173,10 @@ HELP: dict[str, str] = {
     "hard_buffer_bytes": "write buffer above which a viewer is closed (4029) after the grace",
     "slow_grace": "seconds a viewer may stay above the hard limit",
     "compression": "negotiate permessage-deflate when the client offers it",
+    "raw_upgrade": (
+        "answer plain WebSocket upgrades to /ws below aiohttp (faster handshakes, less "
+        "memory per viewer); off: every request goes through aiohttp"
+    ),
     "shutdown_grace": "seconds to wait for connections to finish on shutdown",
     "rate_per_s": "comments per second a viewer may send in a room (sustained)",
     "rate_burst": "comments a viewer may send at once before the rate applies",

@@ -14,6 +14,7 @@ from aiohttp import web
 from interact.app import build_app
 from interact.config import Config
 from interact.context import Context
+from interact.upgrade import dispatch_factory
 
 log = logging.getLogger("interact")
 
@@ -49,10 +50,15 @@ async def serve(config: Config, *, reuse_port: bool = False) -> None:
         app, handle_signals=False, access_log=None, shutdown_timeout=config.shutdown_grace
     )
     await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, reuse_port=reuse_port, backlog=4096)
-    await site.start()
-    tune_gc()
     ctx = app[Context.KEY]
+    loop = asyncio.get_running_loop()
+    aiohttp_protocol = runner.server
+    assert aiohttp_protocol is not None
+    factory = dispatch_factory(ctx, aiohttp_protocol) if config.raw_upgrade else aiohttp_protocol
+    listener = await loop.create_server(
+        factory, config.host, config.port, reuse_port=reuse_port or None, backlog=4096
+    )
+    tune_gc()
     log.info(
         "serving",
         extra={
@@ -64,12 +70,11 @@ async def serve(config: Config, *, reuse_port: bool = False) -> None:
     if config.engine == "memory":
         log.warning("engine is memory: all state lives in this process and is lost on restart")
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
-    await site.stop()
+    listener.close()  # no new connections; the open ones are closed below
     await ctx.hub.shutdown()
     await runner.cleanup()
     log.info("stopped")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from interact.frames import OP_BINARY, OP_TEXT, deflate, frame
 from interact.outbound import Out, encode_outs
@@ -12,7 +12,14 @@ from interact.protocol import Codec
 from interact.tokens import User
 
 if TYPE_CHECKING:
-    from aiohttp import web
+    from collections.abc import Awaitable
+
+
+class Socket(Protocol):
+    """What a viewer's WebSocket must do for the hub: aiohttp's WebSocketResponse, or
+    ``interact.upgrade.RawSocket``."""
+
+    def close(self, *, code: int = ..., message: bytes = ...) -> Awaitable[bool]: ...
 
 # Below this size deflate costs more than it saves.
 COMPRESS_MIN_BYTES = 256
@@ -39,7 +46,7 @@ class Viewer:
 
     def __init__(
         self,
-        ws: web.WebSocketResponse,
+        ws: Socket,
         transport: asyncio.Transport,
         user: User,
         room_id: str,

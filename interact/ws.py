@@ -55,20 +55,56 @@ def _query_int(value: str | None) -> int | None:
     return int(value)
 
 
+class Refused(Exception):
+    """The viewer may not join: close with ``code``; ``outcome`` labels the metric."""
+
+    def __init__(self, code: int, message: bytes, outcome: str) -> None:
+        super().__init__(outcome)
+        self.code = code
+        self.message = message
+        self.outcome = outcome
+
+
+def parse_query(query_string: str) -> tuple[dict[str, str], Codec]:
+    """The handshake's query and codec; ``ValueError`` (with the 400's text) if bad.
+
+    Parsed here, not through aiohttp's request.query, which stays cached on the request
+    for the life of the connection (the token in it too): most of a kilobyte per viewer.
+    """
+    try:
+        query = dict(parse_qsl(query_string, max_num_fields=16))
+    except ValueError:
+        raise ValueError("too many query parameters") from None
+    try:
+        return query, Codec(query.get("codec", "json"))
+    except ValueError:
+        raise ValueError("codec must be json or msgpack") from None
+
+
+async def admit(ctx: Context, query: dict[str, str]) -> tuple[tokens.User, Room]:
+    """The viewer's user and room, or ``Refused`` (forged token, banned, no such room)."""
+    try:
+        user = tokens.verify(ctx.config.secret, query.get("token", ""))
+    except InteractError:
+        raise Refused(Close.UNAUTHORIZED, b"unauthorized", "unauthorized") from None
+    if await ctx.moderation.banned(user.uid):
+        raise Refused(Close.BANNED, b"banned", "banned")
+    room_id = query.get("room", "")
+    room = await ctx.service.rooms.get(room_id) if valid_room_id(room_id) else None
+    if room is None:
+        raise Refused(Close.ROOM_NOT_FOUND, b"room not found", "room_not_found")
+    return user, room
+
+
 async def ws_handler(request: web.Request) -> web.StreamResponse:
+    """``/ws`` through aiohttp: the in-process app, and any upgrade ``interact serve``'s
+    own upgrade path (``interact.upgrade``) hands over because it is not a plain one."""
     ctx = request.app[Context.KEY]
     cfg = ctx.config
-    # Parsed here, not through request.query, which stays cached on the request for the
-    # life of the connection (the token in it too): most of a kilobyte per viewer.
     try:
-        query = dict(parse_qsl(request.query_string, max_num_fields=16))
-    except ValueError:
-        raise web.HTTPBadRequest(text="too many query parameters") from None
-    try:
-        codec = Codec(query.get("codec", "json"))
-    except ValueError:
-        raise web.HTTPBadRequest(text="codec must be json or msgpack") from None
-    room_id = query.get("room", "")
+        query, codec = parse_query(request.query_string)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
 
     # autoping off: a ping frame is activity too, and is answered in the read loop.
     ws = SharedFrameResponse(
@@ -76,25 +112,16 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     )
     await ws.prepare(request)
     try:
-        user = tokens.verify(cfg.secret, query.get("token", ""))
-    except InteractError:
-        ctx.metrics.handshakes.labels("unauthorized").inc()
-        await ws.close(code=Close.UNAUTHORIZED, message=b"unauthorized")
-        return ws
-    if await ctx.moderation.banned(user.uid):
-        ctx.metrics.handshakes.labels("banned").inc()
-        await ws.close(code=Close.BANNED, message=b"banned")
-        return ws
-    room = await ctx.service.rooms.get(room_id) if valid_room_id(room_id) else None
-    if room is None:
-        ctx.metrics.handshakes.labels("room_not_found").inc()
-        await ws.close(code=Close.ROOM_NOT_FOUND, message=b"room not found")
+        user, room = await admit(ctx, query)
+    except Refused as refused:
+        ctx.metrics.handshakes.labels(refused.outcome).inc()
+        await ws.close(code=refused.code, message=refused.message)
         return ws
     transport = request.transport
     if transport is None:
         return ws
     viewer = Viewer(ws, transport, user, room.id, codec, ws.compress if ws.compress else 0)
-    joined = await _join(ctx, ws, viewer, room, _query_int(query.get("since")), query.get("epoch"))
+    joined = await join(ctx, viewer, room, query)
     del query, room  # this frame lives as long as the connection: keep it small
     if not joined:
         return ws
@@ -108,7 +135,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
             kind = msg.type
             if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
                 frames_in.inc()
-                reply = await _handle(ctx, viewer, msg.data)
+                reply = await handle(ctx, viewer, msg.data)
                 if reply is not None:
                     viewer.send([Out(reply)])
             elif kind is WSMsgType.PING:
@@ -121,29 +148,24 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         ctx.hub.leave(viewer)
 
 
-async def _join(
-    ctx: Context,
-    ws: web.WebSocketResponse,
-    viewer: Viewer,
-    room: Room,
-    since: int | None,
-    epoch: str | None,
-) -> bool:
+async def join(ctx: Context, viewer: Viewer, room: Room, query: dict[str, str]) -> bool:
     """Welcome the viewer into its room's fan-out; False (and closed) when that failed."""
     welcome = {"room": room.to_dict(), "user": viewer.user.to_dict()}
+    since, epoch = _query_int(query.get("since")), query.get("epoch")
     try:
         await ctx.hub.join(viewer, since, epoch, welcome, snapshot=ctx.snapshot)
     except Exception:
         log.warning("join of room %s failed", viewer.room_id, exc_info=True)
         ctx.metrics.handshakes.labels("error").inc()
-        await ws.close(code=Close.INTERNAL, message=b"temporarily unavailable")
+        await viewer.ws.close(code=Close.INTERNAL, message=b"temporarily unavailable")
         return False
     ctx.metrics.handshakes.labels("ok").inc()
     ctx.hub.count_join(viewer.room_id, viewer.user.uid)
     return True
 
 
-async def _handle(ctx: Context, viewer: Viewer, data: str | bytes) -> dict[str, Any] | None:
+async def handle(ctx: Context, viewer: Viewer, data: str | bytes) -> dict[str, Any] | None:
+    """One client message: its ack or reply, or None."""
     message = parse_client_frame(data, viewer.codec)
     if isinstance(message, ProtocolError):
         ctx.metrics.bad_frames.inc()

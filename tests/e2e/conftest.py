@@ -38,7 +38,9 @@ def memory_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
 
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
+    # No keep-alive: every WebSocket then opens a fresh connection, as a mini-program's
+    # does, and meets the server's own upgrade path (interact.upgrade), not aiohttp's.
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
         yield s
 
 
