@@ -48,6 +48,8 @@ log = logging.getLogger("interact.upgrade")
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEAD_BYTES = 8 * 1024
+# A connection that has not finished its request head by then is dropped (slowloris).
+HEAD_TIMEOUT_S = 10.0
 # Messages waiting for their turn before the connection stops reading (flow control).
 INBOX_PAUSE = 64
 # How long a close handshake may take before the socket is dropped.
@@ -57,16 +59,26 @@ CLOSE_TIMEOUT_S = 2.0
 class Dispatch(asyncio.Protocol):
     """Reads the request head and decides who serves the connection."""
 
-    __slots__ = ("_aiohttp", "_buf", "_ctx", "_transport")
+    __slots__ = ("_aiohttp", "_buf", "_ctx", "_head_timeout", "_timer", "_transport")
 
-    def __init__(self, ctx: Context, aiohttp_protocol: Callable[[], asyncio.Protocol]) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        aiohttp_protocol: Callable[[], asyncio.Protocol],
+        head_timeout: float = HEAD_TIMEOUT_S,
+    ) -> None:
         self._ctx = ctx
         self._aiohttp = aiohttp_protocol
+        self._head_timeout = head_timeout
         self._buf = bytearray()
         self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        self._timer = asyncio.get_running_loop().call_later(
+            self._head_timeout, transport.close
+        )
 
     def data_received(self, data: bytes) -> None:
         buf = self._buf
@@ -76,6 +88,7 @@ class Dispatch(asyncio.Protocol):
             if len(buf) > MAX_HEAD_BYTES:
                 self._hand_over()  # aiohttp answers 431 or 400
             return
+        self._stop_timer()
         upgrade = _plain_upgrade(bytes(buf[:end]))
         if upgrade is None:
             self._hand_over()
@@ -107,7 +120,13 @@ class Dispatch(asyncio.Protocol):
         if rest:
             sock.data_received(rest)
 
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def _hand_over(self) -> None:
+        self._stop_timer()  # aiohttp keeps its own time from here
         transport = self._transport
         assert transport is not None
         protocol = self._aiohttp()
@@ -117,6 +136,7 @@ class Dispatch(asyncio.Protocol):
         self._buf = bytearray()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
         self._transport = None
 
 
@@ -318,6 +338,8 @@ class RawSocket(asyncio.Protocol):
         return self._lost
 
 
-def dispatch_factory(ctx: Context, aiohttp_protocol: Callable[[], Any]) -> Callable[[], Dispatch]:
+def dispatch_factory(
+    ctx: Context, aiohttp_protocol: Callable[[], Any], head_timeout: float = HEAD_TIMEOUT_S
+) -> Callable[[], Dispatch]:
     """The protocol factory ``interact serve`` listens with."""
-    return lambda: Dispatch(ctx, aiohttp_protocol)
+    return lambda: Dispatch(ctx, aiohttp_protocol, head_timeout)
