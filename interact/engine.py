@@ -249,6 +249,8 @@ def connect_redis(url: str) -> tuple[AnyRedis, Pipe | None]:
     """A redis-py client and the pipelined connection its hot scripts use: a cluster
     client and a per-slot pipe for a ``redis+cluster://`` URL."""
     import redis.asyncio as redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
 
     from rooms.redis_pipe import attach_pipe
 
@@ -259,9 +261,16 @@ def connect_redis(url: str) -> tuple[AnyRedis, Pipe | None]:
     # redis-py's default pool raises MaxConnectionsError past 100 commands in flight; a
     # blocking pool makes a burst wait for a connection instead (a ?max_connections=
     # in the URL still overrides the size).
+    # One immediate retry on a broken connection: after Redis restarts, each pooled
+    # connection it closed fails its next command, which would otherwise be a 503. The
+    # price, only when a reply is lost in a crash: the command runs again. Money steps
+    # check state first (a second confirm is a duplicate, a second create of the same id
+    # a conflict) and the hot ones go over the pipe, which never retries; a like batch
+    # may be counted twice.
     pool = redis.BlockingConnectionPool.from_url(
-        url, decode_responses=False, max_connections=64, timeout=20
-    )
+        url, decode_responses=False, max_connections=64, timeout=20,
+        retry=Retry(NoBackoff(), 1),
+    )  # fmt: skip
     client = redis.Redis.from_pool(pool)
     return client, attach_pipe(client)
 

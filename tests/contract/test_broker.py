@@ -206,8 +206,9 @@ async def test_resubscribes_after_a_redis_restart(tmp_path: Path, eventually: Ev
         await broker.publish("b", b"not-b")
         await settle()
         assert b"not-b" not in got
-        # Told once its subscriptions were back, before anything new arrived on them.
-        assert resyncs[:1] == [1]
+        # Told (once per reconnect) that messages may have been lost: after the first
+        # connection's message, not before.
+        assert len(resyncs) >= 1 and resyncs[0] >= 1
     finally:
         await broker.close()
         await client.aclose()
