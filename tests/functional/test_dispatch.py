@@ -21,7 +21,7 @@ async def port() -> AsyncIterator[int]:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     assert runner.server is not None
-    factory = dispatch_factory(app[Context.KEY], runner.server, head_timeout=0.3)
+    factory = dispatch_factory(app[Context.KEY], runner.server, head_timeout=1.0)
     server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
     yield server.sockets[0].getsockname()[1]
     server.close()
