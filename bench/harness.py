@@ -22,7 +22,7 @@ from collections import Counter as Tally
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -616,3 +616,48 @@ def print_profile(prof: dict[str, Any] | None) -> None:
     print("  inclusive % (less the frames above the handlers):")
     for r in prof["inclusive"][:15]:
         print(f"    {r['pct']:6.2f}  {r['frame']}")
+
+
+class Creating(Protocol):
+    """What ``keep_ahead`` reads of a closed-loop storm's run (storm and sale)."""
+
+    firing: bool
+    max_cur: int
+    ns: argparse.Namespace
+    errors: Tally[str]
+
+    def resume_parked(self) -> None: ...
+
+
+async def keep_ahead(
+    run: Creating,
+    create: Callable[[], Coroutine[Any, Any, None]],
+    made: Callable[[], int],
+    need: asyncio.Event,
+) -> None:
+    """Keep ``--ahead`` items (packets, lotteries, sales) beyond the furthest client,
+    creating up to that many at once (a create waits behind the storm in the server);
+    wake the clients parked for want of one. ``made`` counts the items created so far;
+    ``need`` is set when a client moves on to a new item."""
+    pending: set[asyncio.Task[None]] = set()
+
+    async def one() -> None:
+        try:
+            await create()
+        except Exception as exc:  # counted as a failure; the clients may starve
+            run.errors[f"create failed: {exc!r}"[:200]] += 1
+            await asyncio.sleep(0.1)
+        run.resume_parked()
+        need.set()
+
+    try:
+        while run.firing:
+            while run.firing and made() + len(pending) <= run.max_cur + run.ns.ahead:
+                task = asyncio.create_task(one())
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+            await need.wait()
+            need.clear()
+    finally:
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)

@@ -481,33 +481,6 @@ async def _create_sale(run: Run, http: aiohttp.ClientSession, base: str, room: s
     run.sales.append(SaleRec(len(run.sales), data["id"], int(data["stock"])))
 
 
-async def _creator(run: Run, http: aiohttp.ClientSession, base: str, room: str) -> None:
-    """Keep ``--ahead`` sales beyond the furthest buyer (creating up to that many at
-    once: a create waits behind the storm in the server); wake parked buyers."""
-    pending: set[asyncio.Task[None]] = set()
-
-    async def one() -> None:
-        try:
-            await _create_sale(run, http, base, room)
-        except Exception as exc:  # counted as a failure; the buyers may starve
-            run.errors[f"create failed: {exc!r}"[:200]] += 1
-            await asyncio.sleep(0.1)
-        run.resume_parked()
-        run.need_sale.set()
-
-    try:
-        while run.firing:
-            while run.firing and len(run.sales) + len(pending) <= run.max_cur + run.ns.ahead:
-                task = asyncio.create_task(one())
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-            await run.need_sale.wait()
-            run.need_sale.clear()
-    finally:
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-
-
 async def _progress(
     run: Run, server: Server, redis_pid: int | None, t0: float, timeline: list[dict[str, Any]]
 ) -> None:
@@ -630,7 +603,10 @@ async def _run(ns: argparse.Namespace, target: harness.Target, result: dict[str,
 
             # -- fire: warm-up, then the window (or until N attempts) -------------
             run.firing = True
-            creator = asyncio.create_task(_creator(run, http, server.base, room_id))
+            creator = asyncio.create_task(harness.keep_ahead(
+                run, lambda: _create_sale(run, http, server.base, room_id),
+                lambda: len(run.sales), run.need_sale,
+            ))  # fmt: skip
             if ns.orders:
                 run.phase = "orders"
                 w0 = run.snapshot(server, redis_pid)

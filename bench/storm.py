@@ -345,33 +345,6 @@ async def _create_item(run: Run, http: aiohttp.ClientSession, base: str, room: s
     run.items.append(Item(data["id"], time.monotonic(), int(data.get("total_fen") or total)))
 
 
-async def _creator(run: Run, http: aiohttp.ClientSession, base: str, room: str) -> None:
-    """Keep ``--ahead`` items beyond the furthest grabber, creating up to that many at
-    once (a create waits behind the storm in the server); wake parked grabbers."""
-    pending: set[asyncio.Task[None]] = set()
-
-    async def one() -> None:
-        try:
-            await _create_item(run, http, base, room)
-        except Exception as exc:  # counted as a failure; the grabbers may starve
-            run.errors[f"create failed: {exc!r}"[:200]] += 1
-            await asyncio.sleep(0.1)
-        run.resume_parked()
-        run.need_item.set()
-
-    try:
-        while run.firing:
-            while run.firing and len(run.items) + len(pending) <= run.max_cur + run.ns.ahead:
-                task = asyncio.create_task(one())
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-            await run.need_item.wait()
-            run.need_item.clear()
-    finally:
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-
-
 async def _progress(run: Run, server: Server, redis_pid: int | None, t0: float,
                     timeline: list[dict[str, Any]]) -> None:  # fmt: skip
     prev = run.snapshot(server, redis_pid)
@@ -477,7 +450,10 @@ async def _run(
             run.phase = "warmup"
             run.firing = True
             if not run.ping:
-                creator = asyncio.create_task(_creator(run, http, server.base, room_id))
+                creator = asyncio.create_task(harness.keep_ahead(
+                    run, lambda: _create_item(run, http, server.base, room_id),
+                    lambda: len(run.items), run.need_item,
+                ))  # fmt: skip
             t_start = time.monotonic()
             for g in run.grabbers:
                 run.fire(g)
