@@ -30,34 +30,15 @@ Event types and fields (all values strings, money in fen):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Protocol
+
+from rooms.event_log import check_event, parse_id
 
 # About a week of a busy room's grabs; a default only, the deployment's config passes its own.
 LEDGER_MAXLEN = 100_000
 
-_ID_RE = re.compile(r"(\d+)-(\d+)")
-
-
-def parse_id(entry_id: str) -> tuple[int, int]:
-    """``"<ms>-<seq>"`` as a pair; ``ValueError`` for anything else."""
-    m = _ID_RE.fullmatch(entry_id) if isinstance(entry_id, str) else None
-    if m is None:
-        raise ValueError(f"not a ledger id: {entry_id!r}")
-    return int(m[1]), int(m[2])
-
-
-def check_event(event: Mapping[str, object]) -> dict[str, str]:
-    """The event with string values; ``ValueError`` when empty or keyed by non-strings."""
-    if not event:
-        raise ValueError("a ledger event needs at least one field")
-    out: dict[str, str] = {}
-    for key, value in event.items():
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"ledger field names are non-empty strings: {key!r}")
-        out[key] = str(value)
-    return out
+__all__ = ["LEDGER_MAXLEN", "Ledger", "check_event", "parse_id"]
 
 
 class Ledger(Protocol):

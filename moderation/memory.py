@@ -1,4 +1,4 @@
-"""Helpers of the in-process moderation stores: expiry by the caller's clock, stream ids.
+"""Helpers of the in-process moderation stores: expiry by the caller's clock.
 
 The memory stores never read the clock for a decision: every expiry is judged by the
 ``now_ms`` the caller passes, so tests are deterministic and both engines agree.
@@ -6,8 +6,6 @@ The memory stores never read the clock for a decision: every expiry is judged by
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
@@ -67,37 +65,3 @@ class ExpiringMap(Generic[K, V]):
             self._next_sweep = now_ms + self._sweep_every_ms
             for key in [k for k, (_, exp) in self._entries.items() if exp <= now_ms]:
                 del self._entries[key]
-
-
-_ID_RE = re.compile(r"(\d+)-(\d+)")
-
-
-def parse_id(entry_id: str) -> tuple[int, int]:
-    """A stream id ``"<ms>-<seq>"`` as a pair; ``ValueError`` for anything else."""
-    m = _ID_RE.fullmatch(entry_id) if isinstance(entry_id, str) else None
-    if m is None:
-        raise ValueError(f"not a stream id: {entry_id!r}")
-    return int(m[1]), int(m[2])
-
-
-class StreamIds:
-    """Ids like a Redis stream's: wall-clock ms and a sequence within the ms.
-
-    Ids only name entries (nothing is decided by them), so reading the clock here is
-    fine; the sequence also grows when the clock steps back, so ids only ever grow.
-    """
-
-    __slots__ = ("last",)
-
-    def __init__(self) -> None:
-        self.last = (0, 0)
-
-    def next(self) -> tuple[int, int]:
-        ms = time.time_ns() // 1_000_000
-        last_ms, last_seq = self.last
-        self.last = (ms, 0) if ms > last_ms else (last_ms, last_seq + 1)
-        return self.last
-
-
-def format_id(entry_id: tuple[int, int]) -> str:
-    return f"{entry_id[0]}-{entry_id[1]}"

@@ -18,23 +18,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from moderation.memory import parse_id
+from rooms.event_log import check_event, parse_id
 
 MODLOG_MAXLEN = 100_000
 
 __all__ = ["MODLOG_MAXLEN", "ModerationLog", "check_event", "parse_id"]
-
-
-def check_event(event: Mapping[str, object]) -> dict[str, str]:
-    """The event with string values; ``ValueError`` when empty or keyed by non-strings."""
-    if not event:
-        raise ValueError("moderation log: an event needs at least one field")
-    out: dict[str, str] = {}
-    for key, value in event.items():
-        if not isinstance(key, str) or not key:
-            raise ValueError(f"moderation log: field names are non-empty strings: {key!r}")
-        out[key] = str(value)
-    return out
 
 
 class ModerationLog(Protocol):

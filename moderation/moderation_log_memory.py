@@ -2,46 +2,10 @@
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Mapping
-
-from moderation.memory import StreamIds, format_id
-from moderation.moderation_log import MODLOG_MAXLEN, check_event, parse_id
+from moderation.moderation_log import MODLOG_MAXLEN
+from rooms.event_log_memory import MemoryEventLog
 
 
-class _Stream:
-    __slots__ = ("entries", "ids")
-
-    def __init__(self, maxlen: int) -> None:
-        self.ids = StreamIds()
-        self.entries: deque[tuple[tuple[int, int], dict[str, str]]] = deque(maxlen=maxlen)
-
-
-class MemoryModerationLog:
+class MemoryModerationLog(MemoryEventLog):
     def __init__(self, *, maxlen: int = MODLOG_MAXLEN) -> None:
-        self._maxlen = maxlen
-        self._streams: dict[str, _Stream] = {}
-
-    async def append(self, room_id: str, event: Mapping[str, str | int]) -> str:
-        fields = check_event(event)
-        stream = self._streams.get(room_id)
-        if stream is None:
-            stream = self._streams[room_id] = _Stream(self._maxlen)
-        entry_id = stream.ids.next()
-        stream.entries.append((entry_id, fields))
-        return format_id(entry_id)
-
-    async def read(
-        self, room_id: str, after: str | None = None, count: int = 100
-    ) -> list[tuple[str, dict[str, str]]]:
-        floor = (-1, -1) if after is None else parse_id(after)
-        stream = self._streams.get(room_id)
-        if stream is None or count <= 0:
-            return []
-        out: list[tuple[str, dict[str, str]]] = []
-        for entry_id, fields in stream.entries:
-            if entry_id > floor:
-                out.append((format_id(entry_id), dict(fields)))
-                if len(out) >= count:
-                    break
-        return out
+        super().__init__(maxlen=maxlen)

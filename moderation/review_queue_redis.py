@@ -14,9 +14,9 @@ import orjson
 from redis.asyncio import Redis
 
 from moderation.keys import ModerationKeys
-from moderation.memory import parse_id
 from moderation.review_queue import REVIEW_MAXLEN, encode_item
 from moderation.scripts import register, text
+from rooms.event_log import parse_id
 
 
 def _item(fields: Mapping[Any, Any]) -> dict[str, Any]:
