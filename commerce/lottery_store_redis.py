@@ -31,6 +31,7 @@ from commerce.models import (
 )
 from commerce.scripts import register
 from interact.errors import Conflict
+from rooms.scripts import text as _text
 
 # Index entries examined per round trip in ``due``.
 _PAGE = 200
@@ -41,10 +42,6 @@ _VIEW_FIELDS = (
     "cond_password", "cond_minutes", "draw_at", "created_at", "commit", "new_first",
     "status", "result_winners", "proof", "unused", "drawn_at",
 )  # fmt: skip
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _record(lottery: Lottery, secret: bytes) -> list[str]:

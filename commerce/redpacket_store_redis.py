@@ -28,13 +28,10 @@ from commerce.models import (
 from commerce.redpacket_store import check_new_packet
 from commerce.scripts import register
 from interact.errors import Conflict
+from rooms.scripts import text as _text
 
 # Index entries examined per round trip in ``due``.
 _PAGE = 200
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _record(packet: RedPacket) -> list[str]:

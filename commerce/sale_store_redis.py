@@ -50,6 +50,7 @@ from commerce.sale_store import (
 )
 from commerce.scripts import register
 from interact.errors import Conflict
+from rooms.scripts import text as _text
 
 # A room leaves the global room list this long after the last deadline it can have.
 _ROOM_GRACE_MS = 24 * 3600 * 1000
@@ -59,10 +60,6 @@ _ROOMS_PER_PIPE = 500
 
 # Fresh order ids tried when one is taken (16 hex digits: never, in practice).
 _ID_TRIES = 5
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _rec(raw: dict[bytes, bytes] | list[bytes]) -> dict[str, str]:

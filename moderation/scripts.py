@@ -13,6 +13,4 @@ def register(client: Redis, name: str) -> AsyncScript:
     return scripts.register(client, name, package="moderation")
 
 
-def text(value: bytes | str) -> str:
-    """A reply from a client that does not decode responses, as ``str``."""
-    return value.decode() if isinstance(value, bytes) else value
+text = scripts.text

@@ -11,10 +11,7 @@ from collections.abc import Callable, Mapping
 from redis.asyncio import Redis
 
 from rooms.event_log import check_event, parse_id
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+from rooms.scripts import text as _text
 
 
 class RedisEventLog:

@@ -23,3 +23,8 @@ def register(client: AnyRedis, name: str, package: str = "rooms") -> AsyncScript
     if pipe is not None:
         return FastScript(pipe, source(name, package))
     return client.register_script(source(name, package))
+
+
+def text(value: bytes | str) -> str:
+    """A reply from a client that does not decode responses, as ``str``."""
+    return value.decode() if isinstance(value, bytes) else value
