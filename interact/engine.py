@@ -9,7 +9,6 @@ stores are the same on both Redis kinds: every multi-key script touches one slot
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -74,59 +73,13 @@ class Engine:
     words: WordListStore
     ping: Callable[[], Awaitable[bool]] = field(default=_always_ready)
     _close: Callable[[], Awaitable[None]] = field(default=_nothing)
-    # Pings the engine now and then (see RedisHealth); None when there is nothing to watch.
-    _watch: Callable[[], Awaitable[None]] | None = None
-    _watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.broker.start()
-        if self._watch is not None:
-            self._watcher = asyncio.create_task(self._watch(), name="engine-health")
 
     async def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
         await self.broker.close()
         await self._close()
-
-
-class RedisHealth:
-    """Whether Redis answered the last ping; when it answers again after failing, the
-    pool's idle connections are dropped.
-
-    Redis closed them when it went away, and redis-py finds that out only by failing the
-    next command sent on each: after a restart, a burst of requests met a stale socket
-    each and answered 503 although /readyz said ready. Commands are not retried on a
-    broken connection instead, because one that did reach Redis (a comment, a like)
-    would run twice.
-    """
-
-    def __init__(self, client: AnyRedis, interval_s: float = 1.0) -> None:
-        self._client = client
-        self._interval_s = interval_s
-        self.down = False
-
-    async def ping(self) -> bool:
-        try:
-            ok = bool(await self._client.ping())
-        except Exception:  # any failure to reach Redis means "not ready"
-            ok = False
-        if not ok:
-            self.down = True
-        elif self.down:
-            self.down = False
-            pool = getattr(self._client, "connection_pool", None)  # not on a cluster client
-            if pool is not None:
-                await pool.disconnect(inuse_connections=False)
-        return ok
-
-    async def watch(self) -> None:
-        """Ping every interval, so recovery does not wait for someone to ask /readyz."""
-        while True:
-            await asyncio.sleep(self._interval_s)
-            await self.ping()
 
 
 def memory_engine(history_size: int) -> Engine:
@@ -213,7 +166,6 @@ def parse_cluster_url(url: str) -> dict[str, Any]:
 def connect_cluster(url: str) -> RedisCluster:
     """redis-py's cluster client for a ``redis+cluster://`` URL (not connected yet: it
     learns the slot map on first use, or ``await client.initialize()``)."""
-    import asyncio
 
     from redis.asyncio.cluster import ClusterNode, RedisCluster
 
@@ -304,7 +256,11 @@ def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
     money_keys = CommerceKeys(prefix)
     mod_keys = ModerationKeys(prefix)
 
-    health = RedisHealth(client)
+    async def ping() -> bool:
+        try:
+            return bool(await client.ping())
+        except Exception:  # any failure to reach Redis means "not ready"
+            return False
 
     async def close() -> None:
         if pipe is not None:
@@ -332,7 +288,6 @@ def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
         review=RedisReviewQueue(c, mod_keys),
         mod_settings=RedisModerationSettings(c, mod_keys),
         words=RedisWordListStore(c, mod_keys),
-        ping=health.ping,
+        ping=ping,
         _close=close,
-        _watch=health.watch,
     )
