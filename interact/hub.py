@@ -213,8 +213,7 @@ class Hub:
             if sub is not None and sub.done() and (sub.cancelled() or sub.exception()):
                 room.subscribed = None  # let the next joiner try to subscribe again
             raise
-        if room.epoch != history.epoch:
-            room.epoch = history.epoch
+        room.epoch = history.epoch
         welcome.update(
             seq=history.seq,
             epoch=history.epoch,
@@ -404,7 +403,7 @@ class Hub:
             next_at = max(next_at + interval, loop.time())
             try:
                 self.flush()
-                self._flush_likes()
+                self._flush_counts()
             except Exception:  # one bad tick must not stop the room's delivery
                 log.exception("flush failed")
 
@@ -434,10 +433,10 @@ class Hub:
         self.metrics.fanout_pass.observe(spent)
         ticks = max(1, min(math.ceil(spent / (cfg.fanout_share * tick)),
                            max(1, cfg.max_window_ms // cfg.tick_ms)))  # fmt: skip
-        # Half a tick early: the ticker wakes on tick boundaries, a hair late or early.
         if ticks * tick != room.window:
             room.window = ticks * tick
             self.metrics.room_window.set(max(r.window for r in self.rooms.values()))
+        # Half a tick early: the ticker wakes on tick boundaries, a hair late or early.
         room.next_at = started + room.window - tick / 2 if ticks > 1 else 0.0
 
     def _take_batch(self, room: LocalRoom) -> list[Out]:
@@ -545,7 +544,8 @@ class Hub:
         self.metrics.frames_out.inc(frames)
         self.metrics.bytes_out.inc(bytes_out)
 
-    def _flush_likes(self) -> None:
+    def _flush_counts(self) -> None:
+        """Write the tick's joins and likes: one step per room, not one per viewer."""
         if self._joins:
             joins, self._joins = self._joins, {}
             for room_id, uids in joins.items():
