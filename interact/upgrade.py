@@ -39,7 +39,6 @@ from interact.client_frames import (
 )
 from interact.context import Context
 from interact.errors import Close
-from interact.outbound import Out
 from interact.protocol import Codec
 from interact.viewer import Viewer
 from interact.ws import Refused, admit, handle, join, parse_query
@@ -300,14 +299,9 @@ class RawSocket(asyncio.Protocol):
     async def _drain(self) -> None:
         ctx, viewer, inbox = self._ctx, self.viewer, self._inbox
         assert viewer is not None
-        frames_in = ctx.metrics.frames_in
         try:
             while inbox and not self._close_sent:
-                data = inbox.popleft()
-                frames_in.inc()
-                reply = await handle(ctx, viewer, data)
-                if reply is not None:
-                    viewer.send([Out(reply)])
+                await handle(ctx, viewer, inbox.popleft())
                 if self._paused and len(inbox) < INBOX_PAUSE // 4:
                     self._paused = False
                     self._transport.resume_reading()

@@ -127,17 +127,13 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         return ws
     # The read loop, here and not in a function of its own: one coroutine frame less per
     # connection. Silence is timed by the hub's sweep (viewer.last_seen), not per read.
-    frames_in = ctx.metrics.frames_in
     try:
         while True:
             msg = await ws.receive()
             viewer.last_seen = time.monotonic()
             kind = msg.type
             if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
-                frames_in.inc()
-                reply = await handle(ctx, viewer, msg.data)
-                if reply is not None:
-                    viewer.send([Out(reply)])
+                await handle(ctx, viewer, msg.data)
             elif kind is WSMsgType.PING:
                 await ws.pong(msg.data)
             elif kind is not WSMsgType.PONG:
@@ -164,7 +160,15 @@ async def join(ctx: Context, viewer: Viewer, room: Room, query: dict[str, str]) 
     return True
 
 
-async def handle(ctx: Context, viewer: Viewer, data: str | bytes) -> dict[str, Any] | None:
+async def handle(ctx: Context, viewer: Viewer, data: str | bytes) -> None:
+    """One client message (either upgrade path): counted, acted on, answered."""
+    ctx.metrics.frames_in.inc()
+    reply = await _reply_to(ctx, viewer, data)
+    if reply is not None:
+        viewer.send([Out(reply)])
+
+
+async def _reply_to(ctx: Context, viewer: Viewer, data: str | bytes) -> dict[str, Any] | None:
     """One client message: its ack or reply, or None."""
     message = parse_client_frame(data, viewer.codec)
     if isinstance(message, ProtocolError):
