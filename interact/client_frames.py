@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import zlib
 
+from interact.frames import OP_BINARY, OP_TEXT, frame
+
 OP_CONTINUATION = 0x0
-OP_TEXT = 0x1
-OP_BINARY = 0x2
 OP_CLOSE = 0x8
 OP_PING = 0x9
 OP_PONG = 0xA
@@ -165,12 +165,10 @@ def close_payload(data: bytes) -> int | None:
 
 
 def close_frame(code: int, reason: bytes = b"") -> bytes:
-    """An unmasked close frame (server to client)."""
-    payload = code.to_bytes(2, "big") + reason[:123]
-    return bytes((0x80 | OP_CLOSE, len(payload))) + payload
+    """An unmasked close frame (server to client); a control frame carries 125 bytes."""
+    return frame(code.to_bytes(2, "big") + reason[:123], OP_CLOSE)
 
 
 def control_frame(op: int, payload: bytes) -> bytes:
     """An unmasked ping or pong (server to client)."""
-    payload = payload[:125]
-    return bytes((0x80 | op, len(payload))) + payload
+    return frame(payload[:125], op)
