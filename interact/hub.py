@@ -557,7 +557,7 @@ class Hub:
 
     async def _count_joins(self, room_id: str, uids: list[str]) -> None:
         try:
-            await self.stats.joined_many(room_id, uids)
+            await self.stats.joined(room_id, uids)
         except Exception:
             log.warning("could not count %d joins of room %s", len(uids), room_id, exc_info=True)
 

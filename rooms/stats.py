@@ -17,10 +17,8 @@ STAT_FIELDS = ("pv", "uv", "peak_online", "comments", "likes", "participants")
 
 
 class RoomStats(Protocol):
-    async def joined(self, room_id: str, uid: str) -> None: ...
-
-    async def joined_many(self, room_id: str, uids: list[str]) -> None:
-        """``joined`` once per uid, in one step (a process counts its joins per tick)."""
+    async def joined(self, room_id: str, uids: list[str]) -> None:
+        """One view per uid (repeats count), in one step: a process writes a tick's joins."""
         ...
 
     async def commented(self, room_id: str, uid: str) -> None: ...

@@ -25,12 +25,7 @@ class MemoryRoomStats:
             stats = self._rooms[room_id] = _Stats()
         return stats
 
-    async def joined(self, room_id: str, uid: str) -> None:
-        stats = self._get(room_id)
-        stats.pv += 1
-        stats.viewers.add(uid)
-
-    async def joined_many(self, room_id: str, uids: list[str]) -> None:
+    async def joined(self, room_id: str, uids: list[str]) -> None:
         stats = self._get(room_id)
         stats.pv += len(uids)
         stats.viewers.update(uids)

@@ -20,13 +20,9 @@ class RedisRoomStats:
         self._read = register(client, "stats")
         self._count = register(client, "count")
 
-    async def joined(self, room_id: str, uid: str) -> None:
-        # One script over the pipe (every join and comment pays it): both keys share the
+    async def joined(self, room_id: str, uids: list[str]) -> None:
+        # One script over the pipe (joins and every comment pay it): both keys share the
         # room's hash tag, so it runs on Redis Cluster too, where redis-py's MULTI is slow.
-        await self._count(keys=[self._keys.stats(room_id), self._keys.viewers(room_id)],
-                          args=["pv", uid])  # fmt: skip
-
-    async def joined_many(self, room_id: str, uids: list[str]) -> None:
         if uids:
             await self._count(keys=[self._keys.stats(room_id), self._keys.viewers(room_id)],
                               args=["pv", *uids])  # fmt: skip

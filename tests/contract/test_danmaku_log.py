@@ -237,7 +237,7 @@ async def test_redis_keys_carry_the_room_hash_tag(
     rid = await live_room(engine, "tagged")
     await engine.danmaku.append(rid, body(1))
     await engine.presence.report(rid, "n1", 3, 10_000)
-    await engine.stats.joined(rid, "u1")
+    await engine.stats.joined(rid, ["u1"])
     await engine.stats.commented(rid, "u1")
     await engine.stats.observe_online(rid, 3)
     await engine.danmaku.history(rid, None, None, 10)

@@ -16,16 +16,16 @@ async def test_fresh_room_is_all_zero(engine: Engine) -> None:
 
 async def test_joined_counts_views_and_unique_viewers(engine: Engine) -> None:
     for uid in ["u1", "u2", "u1", "u3", "u1"]:
-        await engine.stats.joined("r", uid)
+        await engine.stats.joined("r", [uid])
     stats = await engine.stats.get("r")
     assert (stats["pv"], stats["uv"]) == (5, 3)
     assert (stats["comments"], stats["participants"]) == (0, 0)
 
 
 async def test_joins_counted_in_one_step_count_as_many(engine: Engine) -> None:
-    await engine.stats.joined_many("r", ["u1", "u2", "u1"])
-    await engine.stats.joined_many("r", [])
-    await engine.stats.joined("r", "u3")
+    await engine.stats.joined("r", ["u1", "u2", "u1"])
+    await engine.stats.joined("r", [])
+    await engine.stats.joined("r", ["u3"])
     stats = await engine.stats.get("r")
     assert (stats["pv"], stats["uv"]) == (4, 3)
     assert (stats["comments"], stats["participants"]) == (0, 0)
@@ -61,14 +61,14 @@ async def test_peak_online_keeps_the_maximum(engine: Engine) -> None:
 
 
 async def test_unique_counts_are_close_for_many_uids(engine: Engine) -> None:
-    await asyncio.gather(*(engine.stats.joined("r", f"user-{i}") for i in range(2_000)))
+    await asyncio.gather(*(engine.stats.joined("r", [f"user-{i}"]) for i in range(2_000)))
     stats = await engine.stats.get("r")
     assert stats["pv"] == 2_000
     assert abs(stats["uv"] - 2_000) <= 20  # HyperLogLog on redis: within 1 %
 
 
 async def test_rooms_are_independent(engine: Engine) -> None:
-    await engine.stats.joined("a", "u1")
+    await engine.stats.joined("a", ["u1"])
     await engine.stats.commented("a", "u1")
     await engine.stats.add_likes("a", 5)
     await engine.stats.observe_online("a", 7)
