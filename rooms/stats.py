@@ -1,7 +1,8 @@
 """RoomStats: page views, unique viewers, peak online, comments, likes, participation.
 
 Contract:
-- ``joined`` counts a page view and the uid as a (unique) viewer.
+- ``joined(room, uids)`` counts a page view per uid (repeats count) and each uid as a
+  (unique) viewer.
 - ``commented`` counts a comment and the uid as a participant.
 - ``add_likes`` adds to the like total and returns the new total.
 - ``observe_online`` keeps the highest online count seen.
