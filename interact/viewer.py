@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 class Socket(Protocol):
     """What a viewer's WebSocket must do for the hub: aiohttp's WebSocketResponse, or
-    ``interact.upgrade.RawSocket``."""
+    ``interact.raw_socket.RawSocket``."""
 
     def close(self, *, code: int = ..., message: bytes = ...) -> Awaitable[bool]: ...
 

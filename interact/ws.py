@@ -13,6 +13,7 @@ from aiohttp.http_websocket import ws_ext_gen
 from interact import tokens
 from interact.context import Context
 from interact.errors import Close, Code, InteractError
+from interact.numbers import ascii_int
 from interact.outbound import Out
 from interact.protocol import (
     Codec,
@@ -49,10 +50,12 @@ class SharedFrameResponse(web.WebSocketResponse):
         return headers, protocol, compress, True
 
 
-def _query_int(value: str | None) -> int | None:
-    if value is None or not value.isdigit() or len(value) > 18:
+def _since(value: str | None) -> int | None:
+    """The ``since`` of a reconnect; one that is not plain ASCII digits is ignored."""
+    try:
+        return ascii_int(value)
+    except ValueError:
         return None
-    return int(value)
 
 
 class Refused(Exception):
@@ -147,7 +150,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
 async def join(ctx: Context, viewer: Viewer, room: Room, query: dict[str, str]) -> bool:
     """Welcome the viewer into its room's fan-out; False (and closed) when that failed."""
     welcome = {"room": room.to_dict(), "user": viewer.user.to_dict()}
-    since, epoch = _query_int(query.get("since")), query.get("epoch")
+    since, epoch = _since(query.get("since")), query.get("epoch")
     try:
         await ctx.hub.join(viewer, since, epoch, welcome, snapshot=ctx.snapshot)
     except Exception:

@@ -10,6 +10,7 @@ from aiohttp import web
 from interact import tokens
 from interact.context import Context
 from interact.errors import BadRequest, Forbidden, Unauthorized
+from interact.numbers import ascii_int
 from interact.tokens import Role, User
 
 MAX_BODY_BYTES = 64 * 1024
@@ -71,9 +72,10 @@ def query_int(request: web.Request, name: str, *, lo: int, hi: int, default: int
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not lo <= int(raw) <= hi:
-        raise BadRequest(f"'{name}' must be an integer from {lo} to {hi}")
-    return int(raw)
+    try:
+        return ascii_int(raw, lo=lo, hi=hi)
+    except ValueError:
+        raise BadRequest(f"'{name}' must be an integer from {lo} to {hi}") from None
 
 
 def caller(request: web.Request, *roles: Role) -> User:

@@ -14,6 +14,7 @@ from interact.api.common import (
     query_int,
 )
 from interact.errors import BadRequest, Forbidden
+from interact.numbers import ascii_int
 from interact.tokens import Role
 from rooms.lifecycle import TRANSITIONS
 from rooms.models import RoomStatus
@@ -105,11 +106,12 @@ async def post_message(request: web.Request) -> web.Response:
 @routes.delete("/rooms/{room_id}/messages/{seq}")
 async def retract_message(request: web.Request) -> web.Response:
     user, room = await staff_room(request)
-    raw = request.match_info["seq"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise BadRequest("seq must be a positive integer")
+    try:
+        seq = ascii_int(request.match_info["seq"], lo=1)
+    except ValueError:
+        raise BadRequest("seq must be a positive integer") from None
     c = ctx(request)
-    await c.service.retract(room.id, int(raw))
+    await c.service.retract(room.id, seq)
     await c.moderation.record(room.id, c.moderation.clock(), action="retract", by=user.uid,
-                              category="operator", seq=int(raw))  # fmt: skip
+                              category="operator", seq=seq)  # fmt: skip
     return web.Response(status=204)
