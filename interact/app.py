@@ -19,6 +19,7 @@ from interact.api.common import MAX_ANY_BODY_BYTES
 from interact.api.middleware import errors
 from interact.config import Config
 from interact.context import Context
+from interact.edge import Edge
 from interact.engine import Engine, memory_engine, redis_engine
 from interact.errors import Close
 from interact.hub import Hub, HubConfig
@@ -129,6 +130,7 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
             hub=hub,
             metrics=metrics,
             node_id=node,
+            edge=Edge(config.max_conns_per_address, config.max_unwelcomed),
             wechat=wechat,
         )
         hub.on_control = _control_handler(hub)

@@ -40,11 +40,19 @@ class Config:
     slow_grace: float = 5.0
     compression: bool = True
     raw_upgrade: bool = True
+    head_timeout: float = 10.0
+    body_timeout: float = 10.0
+    welcome_timeout: float = 10.0
+    max_conns_per_address: int = 1000
+    max_unwelcomed: int = 4096
     shutdown_grace: float = 5.0
     rate_per_s: float = 1.0
     rate_burst: int = 3
     repeat_window: float = 5.0
     room_cap_per_s: int = 0
+    likes_per_s: int = 20
+    rooms_per_anchor: int = 50
+    unstarted_room_ttl: float = 7 * 24 * 3600.0
     escalate_after: int = 3
     escalate_window: float = 600.0
     escalate_mute: float = 600.0
@@ -177,11 +185,24 @@ HELP: dict[str, str] = {
         "answer plain WebSocket upgrades to /ws below aiohttp (faster handshakes, less "
         "memory per viewer); off: every request goes through aiohttp"
     ),
+    "head_timeout": (
+        "seconds a connection has to send a whole request head (each one on keep-alive)"
+    ),
+    "body_timeout": "seconds a request has to send its whole body",
+    "welcome_timeout": "seconds from a WebSocket upgrade to the welcome before it is closed",
+    "max_conns_per_address": "open connections from one IP address per process (0 = no cap)",
+    "max_unwelcomed": (
+        "connections per process not yet welcomed (request head, upgrade, admission; "
+        "0 = no cap)"
+    ),
     "shutdown_grace": "seconds to wait for connections to finish on shutdown",
     "rate_per_s": "comments per second a viewer may send in a room (sustained)",
     "rate_burst": "comments a viewer may send at once before the rate applies",
     "repeat_window": "seconds within which the same text from the same viewer is a repeat",
     "room_cap_per_s": "accepted comments per room per second over all viewers (0 = no cap)",
+    "likes_per_s": "likes one viewer may add to a room per second; the rest are dropped",
+    "rooms_per_anchor": "rooms an anchor may hold that have not ended (0 = no cap)",
+    "unstarted_room_ttl": "seconds a room that never started is kept before it expires",
     "escalate_after": "refused comments within escalate_window that mute a viewer",
     "escalate_window": "seconds over which refusals are counted for escalation",
     "escalate_mute": "seconds of the automatic mute",

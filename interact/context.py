@@ -14,6 +14,7 @@ from aiohttp import web
 from commerce.orders import OrderService
 from commerce.service import CommerceService
 from interact.config import Config
+from interact.edge import Edge
 from interact.engine import Engine
 from interact.hub import Hub
 from interact.metrics import Metrics
@@ -41,6 +42,7 @@ class Context:
     hub: Hub
     metrics: Metrics
     node_id: str
+    edge: Edge
     wechat: WeChatLogin | None = None
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
