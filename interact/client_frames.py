@@ -52,7 +52,7 @@ class ClientFrames:
     make the server buffer more than that.
     """
 
-    __slots__ = ("_buf", "_compressed", "_inflater", "_max", "_op", "_parts", "_size")
+    __slots__ = ("_buf", "_compressed", "_inflater", "_max", "_op", "_parts", "_size", "error")
 
     def __init__(self, max_size: int, *, deflate: bool = False) -> None:
         self._buf = bytearray()
@@ -63,12 +63,29 @@ class ClientFrames:
         self._op = 0  # opcode of the fragmented message in progress, 0 if none
         self._compressed = False
         self._size = 0
+        # The first violation of the protocol, once seen: nothing is read after it.
+        self.error: WsClose | None = None
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        """The messages and control frames completed by ``data``, in order."""
+        """The messages and control frames completed by ``data``, in order.
+
+        Frames complete before a violation are returned; the violation is then in
+        ``error`` (the close to answer) and every later call returns nothing.
+        """
+        if self.error is not None:
+            return []
+        out: list[tuple[int, bytes]] = []
+        try:
+            self._read(data, out)
+        except WsClose as exc:
+            self.error = exc
+            self._buf = bytearray()
+            self._parts = []
+        return out
+
+    def _read(self, data: bytes, out: list[tuple[int, bytes]]) -> None:
         buf = self._buf
         buf += data
-        out: list[tuple[int, bytes]] = []
         pos, n = 0, len(buf)
         while n - pos >= 2:
             b0, b1 = buf[pos], buf[pos + 1]
@@ -99,7 +116,6 @@ class ClientFrames:
                 out.append(self._message())
         if pos:
             del buf[:pos]
-        return out
 
     def _check_header(self, b0: int, b1: int, op: int, length: int) -> None:
         if not b1 & 0x80:

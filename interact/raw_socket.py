@@ -101,10 +101,10 @@ class RawSocket(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._transport.is_closing():
             return
-        try:
-            messages = self._frames.feed(data)
-        except WsClose as exc:
-            self._refuse(exc)
+        frames = self._frames
+        messages = frames.feed(data)
+        if frames.error is not None:
+            self._refuse(frames.error)
             return
         viewer = self.viewer
         if viewer is not None:
