@@ -34,6 +34,15 @@ def _shard_channels(port: int) -> set[str]:
         client.close()
 
 
+def _pubsub_ids(port: int) -> set[int]:
+    """Ids of the connections of a node in pub/sub mode (sharded subscriptions included)."""
+    client = _node(port)
+    try:
+        return {int(c["id"]) for c in client.client_list(_type="pubsub")}
+    finally:
+        client.close()
+
+
 def _owner(ports: list[int], slot: int) -> int:
     client = _node(ports[0])
     try:
@@ -225,20 +234,30 @@ async def test_scripts_follow_ask_while_a_slot_is_migrating(
 
 
 async def test_subscriptions_come_back_after_the_connections_are_killed(
-    engines: list[Engine], own_cluster: RedisCluster
+    engines: list[Engine], own_cluster: RedisCluster, redis_prefix: str, eventually: Eventually
 ) -> None:
+    keys = RoomKeys(redis_prefix)
     one, two = engines
     got: list[tuple[str, bytes]] = []
+    resyncs: list[int] = []
     two.broker.set_handler(lambda room, payload: got.append((room, payload)))
+    two.broker.set_resync(lambda: resyncs.append(len(got)))
     rooms = [f"killed{i}" for i in range(6)]
     for rid in rooms:
         await two.broker.subscribe(rid)
-    for port in own_cluster.ports:
+    ports = own_cluster.ports
+    placed = {port: _shard_channels(port) & {keys.channel(r) for r in rooms} for port in ports}
+    holders = [port for port, channels in placed.items() if channels]
+    before = {port: _pubsub_ids(port) for port in holders}
+    assert all(before.values()), before
+    killed = 0
+    for port in ports:
         node = _node(port)
         try:
-            node.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+            killed += node.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
         finally:
             node.close()
+    assert killed >= len(holders)  # at least the connection holding the rooms, per master
     # Publishing while the subscribers reconnect may be lost (pub/sub keeps nothing):
     # publish until every room has been heard again.
     async with asyncio.timeout(10):
@@ -248,3 +267,9 @@ async def test_subscriptions_come_back_after_the_connections_are_killed(
                 await one.broker.publish(rid, b"%d" % n)
             n += 1
             await asyncio.sleep(0.05)
+    # Heard again because of a resubscribe: each master carries the same rooms as before,
+    # on connections that are not the killed ones, and the broker said messages may be lost.
+    for port in holders:
+        assert _shard_channels(port) & placed[port] == placed[port]
+        assert not _pubsub_ids(port) & before[port]
+    await eventually(lambda: len(resyncs) >= 1)

@@ -9,6 +9,17 @@ import pytest
 
 from tests.e2e.harness import Api, ServerProcess, start_server
 
+_HERE = Path(__file__).parent
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in tests/e2e carries the ``e2e`` marker, so ``-m e2e`` and ``-m "not e2e"``
+    select them; tryfirst: before ``-m`` deselects anything."""
+    for item in items:
+        if item.path.is_relative_to(_HERE):
+            item.add_marker(pytest.mark.e2e)
+
 
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:

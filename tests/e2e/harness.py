@@ -21,6 +21,9 @@ import orjson
 from interact import tokens
 
 SECRET = "e2e-secret-0123456789abcdef0123456789abcdef"
+# Pacing off unless a test turns it on (or asks for the shipped defaults): most tests
+# send faster than a viewer may.
+PACING_OFF = {"INTERACT_RATE_PER_S": "0", "INTERACT_REPEAT_WINDOW": "0"}
 
 
 def free_port() -> int:
@@ -66,18 +69,25 @@ def start_server(
     env: dict[str, str] | None = None,
     port: int | None = None,
     wait: bool = True,
+    shipped_defaults: bool = False,
 ) -> ServerProcess:
+    """A server process on ``port`` (a free one by default), logging to ``tmp_path``.
+
+    ``shipped_defaults``: moderation as shipped (pacing on), not the harness's pacing off.
+    """
     port = port or free_port()
     log_path = tmp_path / f"server-{port}-{time.monotonic_ns()}.log"
+    # With the shipped defaults, no INTERACT_* setting of the caller's shell leaks in.
+    inherited = {
+        k: v for k, v in os.environ.items() if not (shipped_defaults and k.startswith("INTERACT_"))
+    }
     full_env = {
-        **os.environ,
+        **inherited,
         "INTERACT_SECRET": SECRET,
         "INTERACT_HOST": "127.0.0.1",
         "INTERACT_PORT": str(port),
         "INTERACT_LOG_LEVEL": "info",
-        # Pacing off unless a test turns it on: most tests send faster than a viewer may.
-        "INTERACT_RATE_PER_S": "0",
-        "INTERACT_REPEAT_WINDOW": "0",
+        **({} if shipped_defaults else PACING_OFF),
         **(env or {}),
     }
     for key in ("INTERACT_REDIS_URL", "INTERACT_CONFIG"):

@@ -18,6 +18,20 @@ def env_for(url: str, prefix: str, **extra: str) -> dict[str, str]:
     return {"INTERACT_REDIS_URL": url, "INTERACT_REDIS_PREFIX": prefix, **extra}
 
 
+async def until_words_version(op: Api, version: int, within: float = 10.0) -> None:
+    """Wait until the process behind ``op`` applied word list ``version`` (its GET answers
+    the list in force there, not the stored one)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        status, words = await op.call("GET", "/api/v1/moderation/words")
+        assert status == 200, words
+        if words["version"] >= version:
+            return
+        assert loop.time() < deadline, f"word list {version} not applied; at {words['version']}"
+        await asyncio.sleep(0.05)  # the processes poll the version twice a second
+
+
 async def test_mutes_bans_words_and_retractions_cross_processes(
     servers: StartServer, session: aiohttp.ClientSession, redis_url: str, redis_prefix: str
 ) -> None:
@@ -48,18 +62,24 @@ async def test_mutes_bans_words_and_retractions_cross_processes(
     assert (await b.next("retract"))["seq"] == seq
     _, w = await connect(session, two.base, rid, two.token("late"))
     assert seq not in [m["seq"] for m in w["history"]]
-    # A word list set through process one is in force on process two within a second.
-    status, _ = await op1.call(
+    # A word list set through process one is in force on process two: before it, the
+    # viewer on process two may say the word; once process two reports the new version,
+    # the same comment is refused there.
+    await b.send({"t": "dm", "text": "新 禁 词", "ref": 4})
+    assert (await b.ack(4))["ok"] is True
+    status, put = await op1.call(
         "PUT",
         "/api/v1/moderation/words",
         {"words": [{"word": "新禁词", "action": "reject"}], "allow": []},
     )
     assert status == 200
-    await asyncio.sleep(1.0)
-    await a.send({"t": "dm", "text": "新 禁 词", "ref": 4})
-    assert (await a.ack(4))["code"] == "rejected"
+    await until_words_version(op2, put["version"])
     _, words = await op2.call("GET", "/api/v1/moderation/words")
     assert [x["word"] for x in words["words"]] == ["新禁词"]
+    await b.send({"t": "dm", "text": "新 禁 词", "ref": 5})
+    assert (await b.ack(5))["code"] == "rejected"
+    await a.send({"t": "dm", "text": "新 禁 词", "ref": 6})
+    assert (await a.ack(6))["code"] == "rejected"
     # A ban through process two closes the viewer's connection on process one.
     status, _ = await op2.call("POST", "/api/v1/moderation/bans", {"uid": "a", "seconds": 60})
     assert status == 201

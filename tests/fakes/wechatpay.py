@@ -29,48 +29,53 @@ notifications: :attr:`duplicate_notifications`, :attr:`hold_notifications` with
 :meth:`resend` (a WeChat retry, or an exact replay), and for hostile input
 :meth:`build_notification` / :meth:`send_notification` with a :class:`Tamper`. Every
 delivery and the receiver's answer is in :attr:`deliveries`.
+
+Signatures, Authorization checks and AES-GCM resources are built here from
+``cryptography`` primitives, not with the client's own helpers (:func:`signature_headers`,
+:func:`check_authorization`, :func:`encrypt_resource`), so a layout mistake in
+``commerce.wechatpay`` makes the client and this fake disagree.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import json
+import re
 import secrets
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from commerce.wechatpay import (
-    CHINA_TZ,
-    CURRENCY,
-    H_SERIAL,
-    MAX_SKEW,
-    EventType,
-    MerchantConfig,
-    UntrustedMessage,
-    encode_body,
-    encrypt_resource,
-    new_nonce,
-    parse_time,
-    signed_headers,
-    valid_out_refund_no,
-    valid_out_trade_no,
-    verify_authorization,
-)
+# The configuration type of the client under test, to hand it matching settings; nothing
+# the fake sends or checks comes from commerce.wechatpay (see "the wire format" below).
+from commerce.wechatpay import MerchantConfig
 
-__all__ = ["Delivery", "FakeRefund", "FakeTrade", "FakeWeChatPay", "PayFault", "Tamper"]
+__all__ = [
+    "Delivery",
+    "FakeRefund",
+    "FakeTrade",
+    "FakeWeChatPay",
+    "PayFault",
+    "Tamper",
+    "check_authorization",
+    "encrypt_resource",
+    "signature_headers",
+]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -79,6 +84,112 @@ TRADE = "/v3/pay/transactions/out-trade-no/{out_trade_no}"
 CLOSE = "/v3/pay/transactions/out-trade-no/{out_trade_no}/close"
 REFUNDS = "/v3/refund/domestic/refunds"
 REFUND = "/v3/refund/domestic/refunds/{out_refund_no}"
+
+# --- the wire format, written here from WeChat Pay's v3 documentation ---------------------
+#
+# Deliberately not imported from commerce.wechatpay: a fake that shared the client's
+# message layouts would agree with any mistake in them. tests/unit/test_wechatpay_vectors.py
+# pins these functions, and the client's, to vectors computed with openssl and Node.
+
+SCHEME = "WECHATPAY2-SHA256-RSA2048"
+CURRENCY = "CNY"
+MAX_SKEW = 300  # WeChat Pay's freshness window, seconds
+CHINA_TZ = timezone(timedelta(hours=8))
+H_TIMESTAMP = "Wechatpay-Timestamp"
+H_NONCE = "Wechatpay-Nonce"
+H_SIGNATURE = "Wechatpay-Signature"
+H_SERIAL = "Wechatpay-Serial"
+H_SIGNATURE_TYPE = "Wechatpay-Signature-Type"
+TRANSACTION_SUCCESS = "TRANSACTION.SUCCESS"
+_AUTH_PARAMS = re.compile(r'\w+="[^"]*"(?:,\w+="[^"]*")*')
+_AUTH_PARAM = re.compile(r'(\w+)="([^"]*)"')
+_AUTH_NAMES = frozenset({"mchid", "nonce_str", "signature", "timestamp", "serial_no"})
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+# WeChat's rules: out_trade_no 6–32 of [0-9A-Za-z_-*]; out_refund_no 1–64 of [0-9A-Za-z_-|*@].
+_OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_*-]{6,32}")
+_OUT_REFUND_NO = re.compile(r"[0-9A-Za-z_*|@-]{1,64}")
+
+
+def _json_body(data: Mapping[str, Any]) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _sha256_rsa(key: RSAPrivateKey, message: bytes) -> str:
+    return base64.b64encode(key.sign(message, padding.PKCS1v15(), hashes.SHA256())).decode()
+
+
+def signature_headers(
+    body: bytes, key: RSAPrivateKey, serial: str, nonce: str, timestamp: int
+) -> dict[str, str]:
+    """WeChat Pay's ``Wechatpay-*`` headers: SHA256withRSA over ``ts\\nnonce\\nbody\\n``."""
+    message = f"{timestamp}\n{nonce}\n".encode() + body + b"\n"
+    return {
+        H_TIMESTAMP: str(timestamp),
+        H_NONCE: nonce,
+        H_SIGNATURE: _sha256_rsa(key, message),
+        H_SERIAL: serial,
+        H_SIGNATURE_TYPE: SCHEME,
+    }
+
+
+def encrypt_resource(
+    plain: bytes, apiv3_key: bytes, *, nonce: str, associated_data: str, original_type: str
+) -> dict[str, str]:
+    """A notification's ``resource``: AES-256-GCM, key the APIv3 key, IV the nonce's bytes,
+    AAD ``associated_data``; ``ciphertext`` is base64 of the ciphertext and its 16-byte tag."""
+    sealed = AESGCM(apiv3_key).encrypt(nonce.encode(), plain, associated_data.encode())
+    return {
+        "original_type": original_type,
+        "algorithm": "AEAD_AES_256_GCM",
+        "ciphertext": base64.b64encode(sealed).decode(),
+        "associated_data": associated_data,
+        "nonce": nonce,
+    }
+
+
+def check_authorization(
+    header: str,
+    method: str,
+    path_with_query: str,
+    body: bytes,
+    key: RSAPublicKey,
+    *,
+    now: float,
+    max_skew: float = MAX_SKEW,
+) -> dict[str, str] | None:
+    """The parameters of a request's valid ``Authorization``, else None.
+
+    ``WECHATPAY2-SHA256-RSA2048 mchid="…",nonce_str="…",signature="…",timestamp="…",
+    serial_no="…"``; the signature is over ``METHOD\\nPATH?QUERY\\nts\\nnonce\\nbody\\n``.
+    """
+    scheme, _, params = header.partition(" ")
+    if scheme != SCHEME or not _AUTH_PARAMS.fullmatch(params):
+        return None
+    found = dict(_AUTH_PARAM.findall(params))
+    if set(found) != _AUTH_NAMES or not _TIMESTAMP.fullmatch(found["timestamp"]):
+        return None
+    if abs(now - int(found["timestamp"])) > max_skew:
+        return None
+    message = (
+        f"{method}\n{path_with_query}\n{found['timestamp']}\n{found['nonce_str']}\n".encode()
+        + body
+        + b"\n"
+    )
+    try:
+        signature = base64.b64decode(found["signature"], validate=True)
+        key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+    except (binascii.Error, ValueError, InvalidSignature):
+        return None
+    return found
+
+
+def _valid_time(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
 
 DEFAULT_MESSAGES = {
     400: ("PARAM_ERROR", "参数错误"),
@@ -353,9 +464,7 @@ class FakeWeChatPay:
         trade.transaction_id = _transaction_id()
         trade.success_time = _now_rfc3339()
         if notify:
-            await self.notify(
-                trade.notify_url, EventType.TRANSACTION_SUCCESS, self.transaction_of(trade)
-            )
+            await self.notify(trade.notify_url, TRANSACTION_SUCCESS, self.transaction_of(trade))
         return trade
 
     async def complete_refund(self, out_refund_no: str, status: str = "SUCCESS") -> None:
@@ -474,7 +583,7 @@ class FakeWeChatPay:
         original_type = "refund" if refund else "transaction"
         key = self.apiv3_key if tamper is not Tamper.APIV3_KEY else secrets.token_hex(16).encode()
         encrypted = encrypt_resource(
-            resource,
+            _json_body(resource),
             key,
             nonce=secrets.token_hex(6),
             associated_data=original_type,
@@ -486,7 +595,7 @@ class FakeWeChatPay:
             encrypted["ciphertext"] = base64.b64encode(bytes(raw)).decode()
         elif tamper is Tamper.ASSOCIATED_DATA:
             encrypted["associated_data"] = "certificate"
-        body = encode_body(
+        body = _json_body(
             {
                 "id": notification_id or str(uuid.uuid4()),
                 "create_time": _now_rfc3339(),
@@ -607,7 +716,8 @@ class FakeWeChatPay:
             if self._forger is None:
                 self._forger = _new_key()
             key = self._forger
-        headers = signed_headers(body, key, self.platform_serial, nonce or new_nonce(), ts)
+        nonce = nonce or secrets.token_hex(16).upper()
+        headers = signature_headers(body, key, self.platform_serial, nonce, ts)
         if tamper is Tamper.SERIAL:
             headers[H_SERIAL] = "PUB_KEY_ID_01" + "0" * 28
         elif tamper is Tamper.BODY:
@@ -615,7 +725,7 @@ class FakeWeChatPay:
         return headers, body
 
     def _answer(self, status: int, data: dict[str, Any] | None = None) -> web.Response:
-        body = encode_body(data) if data is not None else b""
+        body = _json_body(data) if data is not None else b""
         tamper = self.tamper_answers
         if tamper in (Tamper.CIPHERTEXT, Tamper.ASSOCIATED_DATA, Tamper.APIV3_KEY):
             tamper = None
@@ -675,22 +785,20 @@ class FakeWeChatPay:
         return None
 
     def _check_authorization(self, request: web.Request, body: bytes) -> web.Response | None:
-        header = request.headers.get("Authorization", "")
-        try:
-            auth = verify_authorization(
-                header,
-                request.method,
-                request.raw_path,
-                body,
-                self.merchant_public_key,
-                now=time.time(),
-                max_skew=self.max_skew,
-            )
-        except UntrustedMessage:
+        auth = check_authorization(
+            request.headers.get("Authorization", ""),
+            request.method,
+            request.raw_path,
+            body,
+            self.merchant_public_key,
+            now=time.time(),
+            max_skew=self.max_skew,
+        )
+        if auth is None:
             return self.error(401, "SIGN_ERROR", "签名错误，请检查后再试")
-        if auth.mchid != self.mchid:
+        if auth["mchid"] != self.mchid:
             return self.error(401, "SIGN_ERROR", "商户号与签名不匹配")
-        if auth.serial_no != self.merchant_serial:
+        if auth["serial_no"] != self.merchant_serial:
             return self.error(401, "SIGN_ERROR", "商户证书序列号有误")
         return None
 
@@ -745,13 +853,11 @@ class FakeWeChatPay:
                 return f"输入源“/body/{name}”映射到字段“{name}”必填性规则校验失败"
         if len(data["description"]) > 127:
             return "description 过长"
-        if not valid_out_trade_no(data["out_trade_no"]):
+        if not _OUT_TRADE_NO.fullmatch(data["out_trade_no"]):
             return "out_trade_no 格式错误"
         expire = data.get("time_expire")
         if expire is not None:
-            try:
-                parse_time(expire)
-            except ValueError:
+            if not isinstance(expire, str) or not _valid_time(expire):
                 return "time_expire 格式错误"
             if not expire.endswith("+08:00"):
                 return "time_expire 时区错误"
@@ -790,7 +896,8 @@ class FakeWeChatPay:
             return self.error(400, "PARAM_ERROR", "请求体不是合法的JSON")
         no, out_refund_no = data.get("out_trade_no"), data.get("out_refund_no")
         amount = data.get("amount")
-        if not valid_out_refund_no(out_refund_no) or not isinstance(amount, dict):
+        valid_no = isinstance(out_refund_no, str) and _OUT_REFUND_NO.fullmatch(out_refund_no)
+        if not valid_no or not isinstance(amount, dict):
             return self.error(400, "PARAM_ERROR", "out_refund_no 或 amount 错误")
         refund_fen, total = amount.get("refund"), amount.get("total")
         if type(refund_fen) is not int or type(total) is not int or refund_fen < 1:

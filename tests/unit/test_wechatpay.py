@@ -243,7 +243,15 @@ def test_stale_or_future_timestamp_refused(offset: int) -> None:
 
 @pytest.mark.parametrize("offset", [-300, 0, 300])
 def test_timestamp_within_five_minutes_accepted(offset: int) -> None:
-    verify(signed(BODY, ts=NOW + offset), BODY)
+    headers = signed(BODY, ts=NOW + offset)
+    verify(headers, BODY)
+    # Accepted as fresh, not waved through: at the same timestamp the signature is still
+    # checked, so a changed body fails on it (not on the clock).
+    with pytest.raises(SignatureError):
+        verify(headers, BODY + b" ")
+    # And the window is measured from the header's timestamp: a second past it, refused.
+    with pytest.raises(StaleTimestamp):
+        verify(headers, BODY, now=NOW + offset + 301)
 
 
 @pytest.mark.parametrize("missing", [H_TIMESTAMP, H_NONCE, H_SIGNATURE, H_SERIAL])
