@@ -154,6 +154,8 @@ def start(
         # Synthetic senders comment far faster than a viewer may: moderation's pacing is
         # off so the harness measures fan-out, not refusals (extra_args turn it back on).
         argv += ["--rate-per-s", "0", "--repeat-window", "0", "--room-cap-per-s", "0"]
+        # Thousands of viewers from a few loopback addresses: no per-address cap.
+        argv += ["--max-conns-per-address", "0"]
         argv += extra_args or []
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]

@@ -84,8 +84,11 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
             stats=engine.stats,
             policy=moderation,
             max_text_len=config.max_text_len,
+            rooms_per_anchor=config.rooms_per_anchor,
+            unstarted_room_ttl_ms=int(config.unstarted_room_ttl * 1000),
         )
         moderation.retract = service.retract
+        moderation.anchor_of = service.anchor_of
         node = node_id()
         hub = Hub(
             broker=engine.broker,
@@ -103,6 +106,7 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
                 online_interval=config.online_interval,
                 welcome_history=config.welcome_history,
                 idle_timeout=config.idle_timeout,
+                likes_per_s=config.likes_per_s,
             ),
             metrics=metrics,
             node_id=node,

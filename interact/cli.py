@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import logging
 import secrets
 import sys
 from typing import Any
 
-from interact import logs, tokens
+from interact import identity, logs, tokens
 from interact.config import HELP, Config, field_names, load
 
 log = logging.getLogger("interact")
@@ -63,7 +64,8 @@ def cmd_serve(ns: argparse.Namespace) -> int:
     try:
         config = load(ns.config, _flags(ns))
     except (ValueError, OSError) as exc:
-        print(f"interact serve: {exc}", file=sys.stderr)
+        # A malformed URL is quoted back: without its password.
+        print(f"interact serve: {logs.redact(str(exc))}", file=sys.stderr)
         return 2
     if config.words_file:
         from moderation.rules import WordListError
@@ -88,8 +90,38 @@ def cmd_serve(ns: argparse.Namespace) -> int:
     if not config.secret:
         config.secret = secrets.token_urlsafe(32)
         log.warning("no INTERACT_SECRET set: tokens are signed with a random key for this run")
+    for line in start_warnings(config):
+        log.warning(line)
+    if not config.pay_provider:
+        log.info(
+            "pay provider: %s (the default with the %s engine%s; set pay_provider to choose)",
+            config.payment,
+            config.engine,
+            " and WeChat Pay settings" if config.payment == "wechat" else "",
+        )
     log.info("configuration", extra={"config": config.redacted()})
     return run(config)
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def start_warnings(config: Config) -> list[str]:
+    """Settings that are fine for a laptop and dangerous on a network, one line each."""
+    out = []
+    if config.dev_login_enabled and not loopback(config.host):
+        out.append(
+            f"dev login is on and the server listens on {config.host}: anyone who reaches "
+            "it can get an operator token; set dev_login off or host to 127.0.0.1"
+        )
+    return out
 
 
 def cmd_token(ns: argparse.Namespace) -> int:
@@ -103,8 +135,13 @@ def cmd_token(ns: argparse.Namespace) -> int:
             "interact token: set INTERACT_SECRET (or --secret) to the server's key", file=sys.stderr
         )
         return 2
-    user = tokens.User(uid=ns.uid, nick=ns.nick or ns.uid, role=tokens.Role(ns.role))
-    print(tokens.issue(config.secret, user, ns.ttl))
+    nick = ns.nick or ns.uid[: identity.NICK_MAX_LEN]
+    user = tokens.User(uid=ns.uid, nick=nick, role=tokens.Role(ns.role))
+    try:
+        print(tokens.issue(config.secret, user, ns.ttl))
+    except ValueError as exc:  # a uid or nick the server would refuse
+        print(f"interact token: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

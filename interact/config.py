@@ -108,11 +108,15 @@ class Config:
         return self.engine == "memory" and not (self.wechat_appid and self.wechat_secret)
 
     def redacted(self) -> dict[str, Any]:
-        """The settings for logs, with secrets replaced."""
+        """The settings for logs, with secrets replaced, passwords in URLs included."""
+        from interact.logs import redact
+
         out = dataclasses.asdict(self)
-        for name in SECRET_FIELDS:
-            if out.get(name):
+        for name, value in out.items():
+            if name in SECRET_FIELDS and value:
                 out[name] = "***"
+            elif isinstance(value, str):
+                out[name] = redact(value)
         return out
 
     def validate(self) -> None:
@@ -150,6 +154,14 @@ class Config:
                 raise ValueError(f"WeChat Pay needs {', '.join(missing)}")
         if self.soft_buffer_bytes > self.hard_buffer_bytes:
             raise ValueError("soft_buffer_bytes must not exceed hard_buffer_bytes")
+        if self.likes_per_s < 0 or self.rooms_per_anchor < 0 or self.unstarted_room_ttl < 0:
+            raise ValueError(
+                "likes_per_s, rooms_per_anchor and unstarted_room_ttl must not be negative"
+            )
+        if not (self.head_timeout > 0 and self.body_timeout > 0):
+            raise ValueError("head_timeout and body_timeout must be positive")
+        if self.max_conns_per_address < 0 or self.max_unwelcomed < 0:
+            raise ValueError("max_conns_per_address and max_unwelcomed must not be negative")
 
 
 HELP: dict[str, str] = {
@@ -200,9 +212,16 @@ HELP: dict[str, str] = {
     "rate_burst": "comments a viewer may send at once before the rate applies",
     "repeat_window": "seconds within which the same text from the same viewer is a repeat",
     "room_cap_per_s": "accepted comments per room per second over all viewers (0 = no cap)",
-    "likes_per_s": "likes one viewer may add to a room per second; the rest are dropped",
-    "rooms_per_anchor": "rooms an anchor may hold that have not ended (0 = no cap)",
-    "unstarted_room_ttl": "seconds a room that never started is kept before it expires",
+    "likes_per_s": (
+        "likes one viewer may add to a room per second, per process, after a burst of 3 s' "
+        "worth; the rest are dropped (0 = no limit)"
+    ),
+    "rooms_per_anchor": (
+        "rooms an anchor may hold that have not ended (0 = no cap; operators are exempt)"
+    ),
+    "unstarted_room_ttl": (
+        "seconds a room that never started is kept before it expires (0 = kept for good)"
+    ),
     "escalate_after": "refused comments within escalate_window that mute a viewer",
     "escalate_window": "seconds over which refusals are counted for escalation",
     "escalate_mute": "seconds of the automatic mute",

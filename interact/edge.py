@@ -46,6 +46,10 @@ class Edge:
     def welcomed(self, conn: Hashable) -> None:
         self._unwelcomed.discard(conn)
 
+    def waiting(self, conn: Hashable) -> bool:
+        """True while the connection is open and not yet welcomed."""
+        return conn in self._unwelcomed
+
     def closed(self, conn: Hashable) -> None:
         """Forget a connection (idempotent: any path that sees it end may call this)."""
         address = self._conns.pop(conn, None)

@@ -24,10 +24,11 @@ from typing import Any
 import orjson
 
 from interact.errors import Close
+from interact.likes import LikeLimiter
 from interact.metrics import Metrics
 from interact.outbound import Out, encode_outs
 from interact.protocol import Codec
-from interact.viewer import Viewer, build_frame
+from interact.viewer import Viewer, build_frame, close_socket
 from rooms.broker import CONTROL_ROOM, Broker
 from rooms.danmaku_log import DanmakuLog, History
 from rooms.presence import Presence
@@ -53,6 +54,7 @@ class HubConfig:
     # often (whole ticks, up to max_window_ms): frames/s, not comments, are the budget.
     fanout_share: float = 0.5
     max_window_ms: int = 150
+    likes_per_s: int = 20  # per viewer per room, this process (interact.likes); 0 = no limit
 
 
 class LocalRoom:
@@ -128,6 +130,7 @@ class Hub:
         self.presence = presence
         self.stats = stats
         self._add_likes = add_likes
+        self.likes = LikeLimiter(config.likes_per_s)
         self.config = config
         self.metrics = metrics
         self.node_id = node_id
@@ -158,7 +161,7 @@ class Hub:
         self.draining = True
         self.flush(force=True)
         viewers = [v for room in self.rooms.values() for v in [*room.viewers(), *room.joining]]
-        closes = [v.ws.close(code=code, message=b"server shutting down") for v in viewers]
+        closes = [close_socket(v.ws, v.transport, code, b"server shutting down") for v in viewers]
         for v in viewers:
             v.closing = True
         if closes:
@@ -386,11 +389,16 @@ class Hub:
         per handshake was a tenth of a join's time in a reconnect storm)."""
         self._joins.setdefault(room_id, []).append(uid)
 
-    def add_like(self, room_id: str, n: int) -> None:
-        """Count a viewer's likes; they are added to the room's total once per tick."""
+    def add_like(self, room_id: str, uid: str, n: int) -> None:
+        """Count a viewer's likes up to its per-second limit (the excess is dropped and
+        counted); they are added to the room's total once per tick."""
         room = self.rooms.get(room_id)
-        if room is not None:
-            room.pending_likes += n
+        if room is None:
+            return
+        granted = self.likes.take(room_id, uid, n, time.monotonic())
+        if granted < n:
+            self.metrics.likes_dropped.inc(n - granted)
+        room.pending_likes += granted
 
     # -- the tick --------------------------------------------------------------
 
@@ -594,20 +602,40 @@ class Hub:
                     self._dirty.add(room.id)
 
     async def _idle_loop(self) -> None:
-        """Close viewers silent for ``idle_timeout`` (4008), a few times per timeout.
+        """Close viewers silent for ``idle_timeout`` (4008), and those whose write buffer
+        stays past the hard limit for ``slow_grace`` (4029) even when their room is quiet
+        and no fan-out looks at them; a few times per timeout or grace.
 
         One sweep instead of a timer per read: a timer per connection costs half a
         kilobyte and a heap operation on every frame received.
         """
-        timeout = self.config.idle_timeout
+        cfg = self.config
         while True:
-            await asyncio.sleep(min(timeout / 4, 5.0))
-            cutoff = time.monotonic() - timeout
+            # A floor: a grace or timeout of 0 must not make this a busy loop.
+            await asyncio.sleep(max(0.1, min(cfg.idle_timeout / 4, cfg.slow_grace, 5.0)))
+            now = time.monotonic()
+            cutoff = now - cfg.idle_timeout
             for room in list(self.rooms.values()):
                 for viewer in [*room.viewers(), *room.joining]:
-                    if viewer.last_seen < cutoff and not viewer.closing:
+                    if viewer.closing:
+                        continue
+                    if viewer.last_seen < cutoff:
                         self.metrics.idle_closed.inc()
                         viewer.close(Close.IDLE, b"idle timeout")
+                    elif self._stuck(viewer, now):
+                        self.metrics.slow_closed.inc()
+                        log.info("closing stuck viewer %s in room %s", viewer.user.uid, room.id)
+                        viewer.close(Close.TOO_SLOW, b"too slow")
+
+    def _stuck(self, viewer: Viewer, now: float) -> bool:
+        """The fan-out's hard-limit rule for a viewer no batch has looked at lately."""
+        if viewer.transport.get_write_buffer_size() <= self.config.hard_buffer_bytes:
+            viewer.slow_since = None
+            return False
+        if viewer.slow_since is None:
+            viewer.slow_since = now
+            return False
+        return now - viewer.slow_since > self.config.slow_grace
 
     async def _drop_room(self, room: LocalRoom) -> None:
         if self.rooms.get(room.id) is room:

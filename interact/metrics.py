@@ -21,11 +21,21 @@ class Metrics:
         self.danmaku_dropped = Counter(
             "interact_danmaku_dropped", "Comments sampled out by the per-tick cap", registry=r
         )
+        self.likes_dropped = Counter(
+            "interact_likes_dropped",
+            "Likes dropped past a viewer's per-room limit (likes_per_s)",
+            registry=r,
+        )
         self.slow_skipped = Counter(
             "interact_slow_skipped", "Danmaku batches skipped for slow viewers", registry=r
         )
         self.slow_closed = Counter(
             "interact_slow_closed", "Viewers closed with 4029 as too slow", registry=r
+        )
+        self.reads_paused = Counter(
+            "interact_reads_paused",
+            "Times a viewer's reads stopped because its write buffer passed the soft limit",
+            registry=r,
         )
         self.gap_fills = Counter(
             "interact_gap_fills",
@@ -57,6 +67,19 @@ class Metrics:
         self.bad_frames = Counter("interact_bad_frames", "Client frames refused", registry=r)
         self.handshakes = Counter(
             "interact_handshakes", "WebSocket handshakes by outcome", ["outcome"], registry=r
+        )
+        self.connections_refused = Counter(
+            "interact_connections_refused",
+            "Connections refused at the accept by a per-process cap (address, unwelcomed)",
+            ["reason"],
+            registry=r,
+        )
+        self.deadline_closed = Counter(
+            "interact_deadline_closed",
+            "Connections closed for missing a deadline before their welcome, by stage "
+            "(head, body, upgraded)",
+            ["stage"],
+            registry=r,
         )
         self.moderation = Counter(
             "interact_moderation_verdicts",

@@ -4,12 +4,18 @@
 ``RawSocket``: client frames are read by ``interact.client_frames``, messages are handled
 one at a time by ``interact.ws.handle``, and the hub writes fan-out frames straight to
 the transport.
+
+Memory per connection is bounded whatever the peer does: reading stops while the write
+buffer is past the soft limit (``pause_writing``) or the inbox is full, so what one peer
+can make the server hold is the soft limit, the replies to one read, the inbox and one
+message being assembled (docs/protocol.md §5).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 
@@ -27,13 +33,18 @@ from interact.client_frames import (
 from interact.context import Context
 from interact.errors import Close
 from interact.protocol import Codec
-from interact.viewer import Viewer
+from interact.viewer import CLOSE_TIMEOUT_S, Viewer
 from interact.ws import Refused, admit, handle, join
+
+log = logging.getLogger("interact.raw_socket")
 
 # Messages waiting for their turn before the connection stops reading (flow control).
 INBOX_PAUSE = 64
-# How long a close handshake may take before the socket is dropped.
-CLOSE_TIMEOUT_S = 2.0
+
+# Why reading is paused, as bits of ``RawSocket._paused``: reading resumes when none is left.
+_INBOX = 1  # INBOX_PAUSE messages wait
+_WRITES = 2  # the write buffer is past the soft limit: the peer does not read
+_ENDED = 4  # a close waits behind the inbox: nothing after it is read, ever
 
 
 class RawSocket(asyncio.Protocol):
@@ -41,7 +52,9 @@ class RawSocket(asyncio.Protocol):
 
     It is what ``Viewer.ws`` holds on this path: ``close(code=, message=)`` and
     ``compress``. Messages wait in an inbox and are handled one at a time, in order, by
-    a task that exists only while some wait.
+    a task that exists only while some wait. A close the connection must answer (the
+    client's close, a protocol violation) waits in the inbox behind the messages that
+    came before it, as a ``WsClose``.
     """
 
     __slots__ = (
@@ -63,31 +76,30 @@ class RawSocket(asyncio.Protocol):
         self, ctx: Context, transport: asyncio.Transport, codec: Codec, wbits: int
     ) -> None:
         self._ctx = ctx
-        self._transport = transport
+        self._transport: asyncio.Transport | None = transport
         self.codec = codec
         self.compress = wbits
-        self._frames = ClientFrames(ctx.config.max_frame_bytes, deflate=bool(wbits))
-        self._inbox: deque[str | bytes] = deque()
+        self._frames: ClientFrames | None = ClientFrames(
+            ctx.config.max_frame_bytes, deflate=bool(wbits)
+        )
+        self._inbox: deque[str | bytes | WsClose] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._admission: asyncio.Task[None] | None = None
         self._lost: asyncio.Future[None] | None = None
         self._close_sent = False
-        self._paused = False
+        self._paused = 0
+        # Set once the welcome is out: from then on messages are handled.
         self.viewer: Viewer | None = None
+        # pause_writing past the soft limit: a peer that does not read is not read either.
+        transport.set_write_buffer_limits(high=ctx.config.soft_buffer_bytes)
 
     # -- what the hub and Viewer use ------------------------------------------------
 
-    @property
-    def closed(self) -> bool:
-        return self._close_sent or self._transport.is_closing()
-
     async def close(self, *, code: int = Close.NORMAL, message: bytes = b"") -> bool:
         """Send a close frame, wait (a little) for the client's, then drop the socket."""
-        transport = self._transport
-        if not self._close_sent and not transport.is_closing():
-            self._close_sent = True
-            transport.write(close_frame(int(code), message))
-            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.close)
+        if self._transport is None:
+            return True
+        self._send_close(code, message)
         lost = self._lost_future()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(lost), CLOSE_TIMEOUT_S + 1)
@@ -99,40 +111,67 @@ class RawSocket(asyncio.Protocol):
         self._admission = asyncio.ensure_future(self._admit(query))
 
     def data_received(self, data: bytes) -> None:
-        if self._transport.is_closing():
+        transport, frames = self._transport, self._frames
+        if transport is None or frames is None or transport.is_closing():
             return
-        frames = self._frames
         messages = frames.feed(data)
-        if frames.error is not None:
-            self._refuse(frames.error)
-            return
         viewer = self.viewer
         if viewer is not None:
             viewer.last_seen = time.monotonic()
+        inbox = self._inbox
         for op, payload in messages:
             if op == OP_PING:
                 if not self._close_sent:
-                    self._transport.write(control_frame(OP_PONG, payload))
+                    transport.write(control_frame(OP_PONG, payload))
             elif op == OP_CLOSE:
-                self._closed_by_client(payload)
+                try:
+                    code = close_payload(payload)
+                except WsClose as exc:
+                    self._end_after_inbox(exc)
+                else:  # echoed, as RFC 6455 §5.5.1 suggests
+                    self._end_after_inbox(WsClose(code or Close.NORMAL, ""))
                 return
             elif op != OP_PONG:
-                self._inbox.append(payload.decode() if op == OP_TEXT else payload)
-        if self._inbox and self._worker is None and viewer is not None:
+                inbox.append(payload.decode() if op == OP_TEXT else payload)
+        if frames.error is not None:
+            # The frames before the violation are handled first, then it is answered.
+            self._end_after_inbox(frames.error)
+            return
+        if inbox and self._worker is None and viewer is not None:
             self._worker = asyncio.ensure_future(self._drain())
-        if len(self._inbox) >= INBOX_PAUSE and not self._paused:
-            self._paused = True
-            self._transport.pause_reading()
+        if len(inbox) >= INBOX_PAUSE:
+            self._pause(_INBOX)
 
     def eof_received(self) -> bool | None:
-        return None  # the transport closes itself
+        # The transport closes itself, and waits for its buffer to drain: bound the wait.
+        transport = self._transport
+        if transport is not None:
+            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
+        return None
+
+    def pause_writing(self) -> None:
+        self._pause(_WRITES)
+        self._ctx.metrics.reads_paused.inc()
+
+    def resume_writing(self) -> None:
+        self._resume(_WRITES)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # Drop every link at once: a closed connection and what it had not handled must
+        # go with its last reference, not wait for a full garbage collection (the server
+        # runs those rarely, see interact.server.tune_gc).
         for task in (self._admission, self._worker):
             if task is not None and not task.done():
                 task.cancel()
-        if self.viewer is not None:
-            self._ctx.hub.leave(self.viewer)
+        self._admission = self._worker = None
+        viewer, self.viewer = self.viewer, None
+        if viewer is not None:
+            self._ctx.hub.leave(viewer)
+        self._inbox.clear()
+        self._frames = None
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            self._ctx.edge.closed(transport)
         lost = self._lost_future()
         if not lost.done():
             lost.set_result(None)
@@ -141,19 +180,31 @@ class RawSocket(asyncio.Protocol):
 
     async def _admit(self, query: dict[str, str]) -> None:
         ctx = self._ctx
+        transport = self._transport
+        assert transport is not None
         try:
-            user, room = await admit(ctx, query)
+            # Admission and join wait on the engine: a connection is not held longer
+            # than this unwelcomed (docs/protocol.md, close 1011).
+            async with asyncio.timeout(ctx.config.welcome_timeout):
+                user, room = await admit(ctx, query)
+                viewer = Viewer(self, transport, user, room.id, self.codec, self.compress)
+                if not await join(ctx, viewer, room, query):
+                    return
         except Refused as refused:
             ctx.metrics.handshakes.labels(refused.outcome).inc()
             await self.close(code=refused.code, message=refused.message)
             return
-        viewer = Viewer(self, self._transport, user, room.id, self.codec, self.compress)
-        if not await join(ctx, viewer, room, query):
+        except TimeoutError:
+            ctx.metrics.handshakes.labels("timeout").inc()
+            await self.close(code=Close.INTERNAL, message=b"welcome timed out, try again")
+            return
+        except Exception:  # the engine failed (Redis away): close, never leave it hanging
+            log.warning("admission failed", exc_info=True)
+            ctx.metrics.handshakes.labels("error").inc()
+            await self.close(code=Close.INTERNAL, message=b"temporarily unavailable")
             return
         self.viewer = viewer
-        if self._lost is not None and self._lost.done():  # lost while joining
-            ctx.hub.leave(viewer)
-        elif self._inbox and self._worker is None:
+        if self._inbox and self._worker is None:
             self._worker = asyncio.ensure_future(self._drain())
 
     async def _drain(self) -> None:
@@ -161,30 +212,55 @@ class RawSocket(asyncio.Protocol):
         assert viewer is not None
         try:
             while inbox and not self._close_sent:
-                await handle(ctx, viewer, inbox.popleft())
-                if self._paused and len(inbox) < INBOX_PAUSE // 4:
-                    self._paused = False
-                    self._transport.resume_reading()
+                item = inbox.popleft()
+                if isinstance(item, WsClose):
+                    self._end(item)
+                    return
+                await handle(ctx, viewer, item)
+                if self._paused & _INBOX and len(inbox) < INBOX_PAUSE // 4:
+                    self._resume(_INBOX)
         finally:
             self._worker = None
 
-    def _refuse(self, exc: WsClose) -> None:
-        """The client broke the protocol: say why with the close code, and drop it."""
-        if not self._close_sent:
-            self._close_sent = True
-            self._transport.write(close_frame(exc.code, exc.reason.encode()))
-        self._transport.close()
+    def _pause(self, why: int) -> None:
+        transport = self._transport
+        if not self._paused and transport is not None and not transport.is_closing():
+            transport.pause_reading()
+        self._paused |= why
 
-    def _closed_by_client(self, payload: bytes) -> None:
-        try:
-            code = close_payload(payload)
-        except WsClose as exc:
-            self._refuse(exc)
+    def _resume(self, why: int) -> None:
+        self._paused &= ~why
+        transport = self._transport
+        if not self._paused and transport is not None and not transport.is_closing():
+            transport.resume_reading()
+
+    def _end_after_inbox(self, close: WsClose) -> None:
+        """Answer ``close`` once the messages read before it are handled."""
+        if not self._inbox or self._close_sent:
+            self._end(close)
             return
-        if not self._close_sent:
-            self._close_sent = True
-            self._transport.write(close_frame(code or Close.NORMAL))
-        self._transport.close()
+        self._inbox.append(close)
+        self._pause(_ENDED)
+        if self._worker is None and self.viewer is not None:
+            self._worker = asyncio.ensure_future(self._drain())
+
+    def _end(self, close: WsClose) -> None:
+        """Answer with ``close`` (unless a close already went out) and drop the socket."""
+        transport = self._transport
+        if transport is None:
+            return
+        self._send_close(close.code, close.reason.encode())
+        transport.close()
+
+    def _send_close(self, code: int, reason: bytes) -> None:
+        transport = self._transport
+        if self._close_sent or transport is None or transport.is_closing():
+            return
+        self._close_sent = True
+        transport.write(close_frame(int(code), reason))
+        # A peer that does not read would hold the socket and its buffer forever:
+        # transport.close() waits for the buffer to drain, abort() does not.
+        asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
 
     def _lost_future(self) -> asyncio.Future[None]:
         if self._lost is None:

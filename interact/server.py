@@ -32,6 +32,8 @@ def install_uvloop() -> None:
 # growing middle generation: 457-498 us of server CPU per handshake at 6,000 viewers
 # became 388-423 us (python -m bench join --viewers 6000 --procs 2).
 GC_YOUNG_THRESHOLD = 20_000
+# Seconds an idle HTTP keep-alive connection is kept open.
+KEEPALIVE_TIMEOUT_S = 75.0
 
 
 def tune_gc() -> None:
@@ -47,16 +49,26 @@ async def serve(config: Config, *, reuse_port: bool = False) -> None:
     """Serve until SIGTERM or SIGINT, then drain: stop accepting, close viewers with 1001."""
     app = build_app(config)
     runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=config.shutdown_grace
+        app,
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=config.shutdown_grace,
+        # aiohttp's default (3,630 s) would let idle keep-alive connections hold places
+        # under max_unwelcomed for an hour; a console or API client reconnects in a blink.
+        keepalive_timeout=KEEPALIVE_TIMEOUT_S,
     )
     await runner.setup()
     ctx = app[Context.KEY]
     loop = asyncio.get_running_loop()
     aiohttp_protocol = runner.server
     assert aiohttp_protocol is not None
-    factory = dispatch_factory(ctx, aiohttp_protocol) if config.raw_upgrade else aiohttp_protocol
+    # Dispatch in front of every connection: admission and deadlines on both paths.
     listener = await loop.create_server(
-        factory, config.host, config.port, reuse_port=reuse_port or None, backlog=4096
+        dispatch_factory(ctx, aiohttp_protocol),
+        config.host,
+        config.port,
+        reuse_port=reuse_port or None,
+        backlog=4096,
     )
     tune_gc()
     log.info(

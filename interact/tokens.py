@@ -14,6 +14,7 @@ import jwt
 import orjson
 
 from interact.errors import Unauthorized
+from interact.identity import UID_RULE, nick_problem, valid_nick, valid_uid
 
 ALGORITHM = "HS256"
 
@@ -35,6 +36,13 @@ class User:
 
 
 def issue(secret: str, user: User, ttl: int, now: float | None = None) -> str:
+    """A signed token for ``user``; ValueError when its uid or nick breaks the rules
+    (``interact.identity``): ``verify`` would refuse such a token anyway."""
+    if not valid_uid(user.uid):
+        raise ValueError(f"uid must be {UID_RULE}")
+    problem = nick_problem(user.nick) if user.nick else None
+    if problem is not None:
+        raise ValueError(f"nick {problem}")
     now = time.time() if now is None else now
     claims = {
         "sub": user.uid,
@@ -106,9 +114,12 @@ def _key(secret: str) -> jwt.PyJWK:
 def _decode(secret: str, token: str) -> tuple[User, int]:
     try:
         claims = _DECODER.decode(token, _key(secret), algorithms=[ALGORITHM], options=_REQUIRED)
-        user = User(
-            uid=str(claims["sub"]), nick=str(claims.get("nick") or ""), role=Role(claims["role"])
-        )
+        uid, nick = claims["sub"], claims.get("nick")
+        # Whoever signed it, a token names a user the logins would accept: no uid with a
+        # newline, no nick with a bidi override (interact.identity).
+        if not valid_uid(uid) or (nick not in (None, "") and not valid_nick(nick)):
+            raise ValueError("the token's uid or nick breaks the identity rules")
+        user = User(uid=uid, nick=nick or "", role=Role(claims["role"]))
         return user, int(claims["exp"])
     except jwt.ExpiredSignatureError:
         raise Unauthorized("token expired") from None

@@ -1,74 +1,92 @@
 """``interact serve``'s own WebSocket upgrade: ``/ws`` handled below aiohttp.
 
-Every accepted connection starts with ``Dispatch``. A plain WebSocket upgrade to ``/ws``
-(GET, version 13, a key, a good query) is answered here and the connection becomes a
-``RawSocket``; anything else — other paths, odd or refused upgrades, HTTP keep-alive —
-is handed, bytes and all, to aiohttp's request handler, which answers it exactly as
-before (``interact.ws.ws_handler`` serves ``/ws`` there too).
+Every accepted connection starts with ``Dispatch``. It admits the connection or refuses
+it (``interact.edge``: the per-address and not-yet-welcomed caps; 503 and close) and
+holds it to ``head_timeout`` until its first request head is in. A plain WebSocket
+upgrade to ``/ws`` (``interact.handshake.refusal`` has nothing against it, a good query)
+is answered here and the connection becomes a ``RawSocket``; anything else — other
+paths, odd, oversized or refused upgrades, HTTP keep-alive, every connection when
+``raw_upgrade`` is off — is handed, bytes and all, to aiohttp's request handler behind an
+``interact.guard.Guard``, which keeps the head's deadline running and times every later
+stage. aiohttp answers it (``interact.ws.ws_handler`` serves ``/ws`` there too, with the
+same refusals).
 
 Why: aiohttp's upgrade path cost 309 µs of CPU per handshake on the benchmark machine
 and ~13.5 KB per idle connection (its request, parser, reader, writer and handler task
 stay alive for the connection's life). A viewer here is this protocol object, its frame
 reader and the hub's ``Viewer``; messages are handled by a task only while some wait.
+What admission adds per raw connection: a peername lookup, an entry in two dicts and a
+set of ``Edge`` (the set's until the welcome), and the head timer it already had.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp.http_websocket import ws_ext_gen, ws_ext_parse
-
 from interact.context import Context
+from interact.guard import Guard
+from interact.handshake import accept_value, deflate_answer, refusal
 from interact.raw_socket import RawSocket
 from interact.ws import parse_query
 
 log = logging.getLogger("interact.upgrade")
 
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+# A head this long is aiohttp's to refuse (its request-line and field limits are 8,190
+# bytes); and a head arriving slower than head_timeout is dropped (slowloris).
 MAX_HEAD_BYTES = 8 * 1024
-# A connection that has not finished its request head by then is dropped (slowloris).
-HEAD_TIMEOUT_S = 10.0
+# aiohttp answers 400 past 128 header lines.
+MAX_HEADERS = 128
+# The answer to a connection over a cap (interact.edge), before it is closed.
+REFUSED = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
 
 
 class Dispatch(asyncio.Protocol):
-    """Reads the request head and decides who serves the connection."""
+    """Admits a connection, reads its first request head and decides who serves it."""
 
-    __slots__ = ("_aiohttp", "_buf", "_ctx", "_head_timeout", "_timer", "_transport")
+    __slots__ = ("_aiohttp", "_buf", "_ctx", "_timer", "_transport")
 
-    def __init__(
-        self,
-        ctx: Context,
-        aiohttp_protocol: Callable[[], asyncio.Protocol],
-        head_timeout: float = HEAD_TIMEOUT_S,
-    ) -> None:
+    def __init__(self, ctx: Context, aiohttp_protocol: Callable[[], asyncio.Protocol]) -> None:
         self._ctx = ctx
         self._aiohttp = aiohttp_protocol
-        self._head_timeout = head_timeout
         self._buf = bytearray()
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]
+        ctx = self._ctx
+        peer = transport.get_extra_info("peername")
+        # Interned: every connection from one address then shares one string in Edge.
+        address = sys.intern(peer[0]) if isinstance(peer, tuple) else ""
+        reason = ctx.edge.open(transport, address)
+        if reason is not None:
+            ctx.metrics.connections_refused.labels(reason).inc()
+            transport.write(REFUSED)  # type: ignore[attr-defined]
+            transport.close()
+            return
         self._timer = asyncio.get_running_loop().call_later(
-            self._head_timeout, transport.close
+            ctx.config.head_timeout, self._head_expired
         )
+        if not ctx.config.raw_upgrade:
+            self._hand_over()
 
     def data_received(self, data: bytes) -> None:
         buf = self._buf
         buf += data
         end = buf.find(b"\r\n\r\n")
         if end < 0:
-            if len(buf) > MAX_HEAD_BYTES:
-                self._hand_over()  # aiohttp answers 431 or 400
+            # Too long, or a bare LF (which aiohttp refuses at once): aiohttp answers.
+            if len(buf) > MAX_HEAD_BYTES or buf.count(b"\n") != buf.count(b"\r\n"):
+                self._hand_over()
             return
-        self._stop_timer()
-        upgrade = _plain_upgrade(bytes(buf[:end]))
+        upgrade = _plain_upgrade(bytes(buf[:end])) if end <= MAX_HEAD_BYTES else None
         if upgrade is None:
             self._hand_over()
             return
@@ -78,20 +96,21 @@ class Dispatch(asyncio.Protocol):
         except ValueError:
             self._hand_over()  # aiohttp answers the 400
             return
+        self._stop_timer()
         rest = bytes(buf[end + 4 :])
         self._buf = bytearray()
         transport = self._transport
         assert transport is not None
         ctx = self._ctx
-        wbits, _ = ws_ext_parse(extensions, isserver=True) if ctx.config.compression else (0, 0)
+        deflate = deflate_answer(extensions) if ctx.config.compression else None
         head = (
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Accept: " + base64.b64encode(hashlib.sha1(key + _GUID).digest())
+            b"Sec-WebSocket-Accept: " + accept_value(key)
         )
-        if wbits:
-            # server_no_context_takeover: the hub deflates each batch once, for everyone.
-            ext = ws_ext_gen(compress=wbits, isserver=True, server_notakeover=True)
-            head += b"\r\nSec-WebSocket-Extensions: " + ext.encode()
+        wbits = 0
+        if deflate is not None:
+            wbits = deflate[0]
+            head += b"\r\nSec-WebSocket-Extensions: " + deflate[1].encode()
         transport.write(head + b"\r\n\r\n")
         sock = RawSocket(ctx, transport, codec, wbits)
         transport.set_protocol(sock)
@@ -99,32 +118,50 @@ class Dispatch(asyncio.Protocol):
         if rest:
             sock.data_received(rest)
 
+    def _head_expired(self) -> None:
+        self._timer = None
+        if self._transport is not None:
+            self._ctx.metrics.deadline_closed.labels("head").inc()
+            self._transport.abort()
+
     def _stop_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def _hand_over(self) -> None:
-        self._stop_timer()  # aiohttp keeps its own time from here
+        """aiohttp serves the connection from here, behind a ``Guard`` that keeps the
+        head's deadline running and times every later stage."""
+        timer = self._timer
+        assert timer is not None
+        self._timer = None
+        timer.cancel()
         transport = self._transport
         assert transport is not None
-        protocol = self._aiohttp()
-        transport.set_protocol(protocol)
-        protocol.connection_made(transport)
-        protocol.data_received(bytes(self._buf))
+        guard = Guard(self._ctx, self._aiohttp(), timer.when())
+        transport.set_protocol(guard)
+        guard.connection_made(transport)
+        if self._buf:
+            guard.data_received(bytes(self._buf))
         self._buf = bytearray()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_timer()
+        if self._transport is not None:
+            self._ctx.edge.closed(self._transport)
         self._transport = None
 
 
 def _plain_upgrade(head: bytes) -> tuple[str, bytes, str | None] | None:
-    """(query string, Sec-WebSocket-Key, extensions) of a plain upgrade to /ws, else None."""
-    try:
-        text = head.decode("latin-1")
-    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
-        return None
+    """(query string, Sec-WebSocket-Key, extensions) of a plain upgrade to /ws, else None.
+
+    Plain: what ``interact.handshake.refusal`` lets through, in the usual shape. Anything
+    else is aiohttp's to answer — the same refusal, through ``SharedFrameResponse``.
+    """
+    crlf = head.count(b"\r\n")
+    if head.count(b"\r") != crlf or head.count(b"\n") != crlf:
+        return None  # a bare CR or LF: aiohttp's 400
+    text = head.decode("latin-1")
     request_line, _, rest = text.partition("\r\n")
     parts = request_line.split(" ")
     if len(parts) != 3 or parts[0] != "GET" or parts[2] != "HTTP/1.1":
@@ -132,8 +169,11 @@ def _plain_upgrade(head: bytes) -> tuple[str, bytes, str | None] | None:
     path, _, query_string = parts[1].partition("?")
     if path != "/ws":
         return None
+    lines = rest.split("\r\n")
+    if len(lines) > MAX_HEADERS:
+        return None
     headers: dict[str, str] = {}
-    for line in rest.split("\r\n"):
+    for line in lines:
         name, sep, value = line.partition(":")
         if not sep or not name or name != name.strip():
             return None  # let aiohttp judge anything unusual
@@ -141,23 +181,15 @@ def _plain_upgrade(head: bytes) -> tuple[str, bytes, str | None] | None:
         if name in headers:  # repeated headers: the rare case, aiohttp's to judge
             return None
         headers[name] = value.strip()
-    if (
-        "websocket" not in headers.get("upgrade", "").lower()
-        or "upgrade" not in headers.get("connection", "").lower()
-        or headers.get("sec-websocket-version") != "13"
-    ):
+    if refusal(True, headers) is not None:
         return None
-    key = headers.get("sec-websocket-key", "")
-    try:
-        if len(base64.b64decode(key, validate=True)) != 16:
-            return None
-    except ValueError:
-        return None
-    return query_string, key.encode(), headers.get("sec-websocket-extensions")
+    return (
+        query_string,
+        headers["sec-websocket-key"].encode(),
+        headers.get("sec-websocket-extensions"),
+    )
 
 
-def dispatch_factory(
-    ctx: Context, aiohttp_protocol: Callable[[], Any], head_timeout: float = HEAD_TIMEOUT_S
-) -> Callable[[], Dispatch]:
-    """The protocol factory ``interact serve`` listens with."""
-    return lambda: Dispatch(ctx, aiohttp_protocol, head_timeout)
+def dispatch_factory(ctx: Context, aiohttp_protocol: Callable[[], Any]) -> Callable[[], Dispatch]:
+    """The protocol factory ``interact serve`` listens with, whatever ``raw_upgrade``."""
+    return lambda: Dispatch(ctx, aiohttp_protocol)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import TYPE_CHECKING, Protocol
 
@@ -21,10 +22,13 @@ class Socket(Protocol):
 
     def close(self, *, code: int = ..., message: bytes = ...) -> Awaitable[bool]: ...
 
+
 # Below this size deflate costs more than it saves.
 COMPRESS_MIN_BYTES = 256
+# How long a close handshake may take before the socket is dropped, buffer and all.
+CLOSE_TIMEOUT_S = 2.0
 # Close handshakes run in the background; keep them referenced until they finish.
-_closing: set[asyncio.Task[bool]] = set()
+_closing: set[asyncio.Task[None]] = set()
 
 
 class Viewer:
@@ -89,9 +93,24 @@ class Viewer:
         if self.closing:
             return
         self.closing = True
-        task = asyncio.ensure_future(self.ws.close(code=code, message=message))
+        task = asyncio.ensure_future(close_socket(self.ws, self.transport, code, message))
         _closing.add(task)
         task.add_done_callback(_closing.discard)
+
+
+async def close_socket(
+    ws: Socket, transport: asyncio.Transport, code: int, message: bytes = b""
+) -> None:
+    """Close ``ws`` with ``code``; after CLOSE_TIMEOUT_S the socket is aborted, whatever the
+    peer does.
+
+    A peer that does not read would otherwise hold the connection and its write buffer
+    for ever: aiohttp's close waits for the buffer to drain, and so does
+    ``transport.close()``; ``abort()`` releases both at once.
+    """
+    asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
+    with contextlib.suppress(TimeoutError, ConnectionError):
+        await asyncio.wait_for(ws.close(code=code, message=message), CLOSE_TIMEOUT_S)
 
 
 def build_frame(payload: bytes, codec: Codec, wbits: int) -> bytes:

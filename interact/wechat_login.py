@@ -34,6 +34,7 @@ from interact.errors import (
     Unauthorized,
     Unavailable,
 )
+from interact.identity import valid_uid
 from interact.wechat_client import (
     DEFAULT_API_BASE,
     TOKEN_ERRORS,
@@ -182,8 +183,9 @@ def _parse_session(result: Any) -> WeChatSession:
         session_key = result.get("session_key")
         unionid = result.get("unionid")
         if (
-            isinstance(openid, str)
-            and openid
+            # The openid becomes the uid: one that breaks the uid rule would make a token
+            # that verification refuses (interact.identity).
+            valid_uid(openid)
             and isinstance(session_key, str)
             and session_key
             and (unionid is None or isinstance(unionid, str))

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import WSMsgType, hdrs, web
-from aiohttp.http_websocket import ws_ext_gen
+from aiohttp import HttpVersion11, WSMsgType, hdrs, web
 
 from interact import tokens
+from interact.client_frames import WsClose, close_payload
 from interact.context import Context
 from interact.errors import Close, Code, InteractError
+from interact.handshake import VERSION as HANDSHAKE_VERSION
+from interact.handshake import deflate_answer, refusal
 from interact.numbers import ascii_int
 from interact.outbound import Out
 from interact.protocol import (
@@ -27,7 +30,7 @@ from interact.protocol import (
     error,
     parse_client_frame,
 )
-from interact.viewer import Viewer
+from interact.viewer import CLOSE_TIMEOUT_S, Viewer, close_socket
 from rooms.models import Room, valid_room_id
 from rooms.service import Author, Held
 
@@ -35,19 +38,36 @@ log = logging.getLogger("interact.ws")
 
 
 class SharedFrameResponse(web.WebSocketResponse):
-    """A WebSocketResponse that always promises ``server_no_context_takeover``.
+    """A WebSocketResponse with the handshake rules of the direct path
+    (``interact.handshake``), that always promises ``server_no_context_takeover``.
 
     The hub deflates each batch once with a fresh context and shares the bytes among
-    viewers, which is exactly what that parameter announces.
+    viewers, which is exactly what that parameter announces. A refusal closes the
+    connection: after an upgrade request aiohttp's parser reads no further request.
     """
 
     def _handshake(self, request: web.BaseRequest) -> tuple[Any, str | None, int, bool]:
-        headers, protocol, compress, _ = super()._handshake(request)
-        if compress:
-            headers[hdrs.SEC_WEBSOCKET_EXTENSIONS] = ws_ext_gen(
-                compress=compress, isserver=True, server_notakeover=True
-            )
-        return headers, protocol, compress, True
+        refused = refusal(request.version >= HttpVersion11, request.headers)
+        try:
+            if refused is not None:
+                status, text = refused
+                if status == 426:
+                    raise web.HTTPUpgradeRequired(
+                        text=text, headers={"Sec-WebSocket-Version": HANDSHAKE_VERSION}
+                    )
+                raise web.HTTPBadRequest(text=text)
+            headers, protocol, _, _ = super()._handshake(request)
+        except web.HTTPException as exc:
+            exc.force_close()
+            raise
+        headers.pop(hdrs.SEC_WEBSOCKET_EXTENSIONS, None)
+        deflate = None
+        if self.compress:  # before prepare: whether compression is allowed at all
+            deflate = deflate_answer(request.headers.get(hdrs.SEC_WEBSOCKET_EXTENSIONS))
+        if deflate is None:
+            return headers, protocol, 0, False
+        headers[hdrs.SEC_WEBSOCKET_EXTENSIONS] = deflate[1]
+        return headers, protocol, deflate[0], True
 
 
 def _since(value: str | None) -> int | None:
@@ -110,21 +130,42 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(text=str(exc)) from None
 
     # autoping off: a ping frame is activity too, and is answered in the read loop.
+    # autoclose off: the client's close code is checked and echoed here, as on the
+    # direct path. aiohttp refuses a message of exactly max_msg_size bytes; ours is the
+    # largest allowed one, hence the + 1 (and _too_big for the inflated case).
     ws = SharedFrameResponse(
-        max_msg_size=cfg.max_frame_bytes, compress=cfg.compression, autoping=False
+        max_msg_size=cfg.max_frame_bytes + 1,
+        compress=cfg.compression,
+        autoping=False,
+        autoclose=False,
+        timeout=CLOSE_TIMEOUT_S,
     )
-    await ws.prepare(request)
-    try:
-        user, room = await admit(ctx, query)
-    except Refused as refused:
-        ctx.metrics.handshakes.labels(refused.outcome).inc()
-        await ws.close(code=refused.code, message=refused.message)
-        return ws
+    writer = await ws.prepare(request)
     transport = request.transport
     if transport is None:
         return ws
-    viewer = Viewer(ws, transport, user, room.id, codec, ws.compress if ws.compress else 0)
-    joined = await join(ctx, viewer, room, query)
+    # Past the soft limit the writer pauses and the read loop below waits for it to drain.
+    transport.set_write_buffer_limits(high=cfg.soft_buffer_bytes)
+    try:
+        # Admission and join wait on the engine: a connection is not held longer than
+        # this unwelcomed (docs/protocol.md, close 1011).
+        async with asyncio.timeout(cfg.welcome_timeout):
+            user, room = await admit(ctx, query)
+            viewer = Viewer(ws, transport, user, room.id, codec, ws.compress or 0)
+            joined = await join(ctx, viewer, room, query)
+    except Refused as refused:
+        ctx.metrics.handshakes.labels(refused.outcome).inc()
+        await close_socket(ws, transport, refused.code, refused.message)
+        return ws
+    except TimeoutError:
+        ctx.metrics.handshakes.labels("timeout").inc()
+        await close_socket(ws, transport, Close.INTERNAL, b"welcome timed out, try again")
+        return ws
+    except Exception:  # the engine failed (Redis away) during admission
+        log.warning("admission failed", exc_info=True)
+        ctx.metrics.handshakes.labels("error").inc()
+        await close_socket(ws, transport, Close.INTERNAL, b"temporarily unavailable")
+        return ws
     del query, room  # this frame lives as long as the connection: keep it small
     if not joined:
         return ws
@@ -132,19 +173,56 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     # connection. Silence is timed by the hub's sweep (viewer.last_seen), not per read.
     try:
         while True:
+            if transport.get_write_buffer_size() > cfg.soft_buffer_bytes:
+                # The peer does not read what it is sent: stop reading what it sends
+                # (aiohttp stops reading the socket once its queue is full) until it does.
+                ctx.metrics.reads_paused.inc()
+                await writer.drain()
             msg = await ws.receive()
             viewer.last_seen = time.monotonic()
             kind = msg.type
             if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
+                if _too_big(msg.data, cfg.max_frame_bytes):
+                    await close_socket(ws, transport, Close.TOO_BIG, b"message too big")
+                    return ws
                 await handle(ctx, viewer, msg.data)
             elif kind is WSMsgType.PING:
                 await ws.pong(msg.data)
-            elif kind is not WSMsgType.PONG:
-                # CLOSE, CLOSING, CLOSED or ERROR: aiohttp has already answered with the
-                # right close code (1009 too big, 1007 bad UTF-8, 1002 protocol error).
+            elif kind is WSMsgType.CLOSE:
+                code, reason = close_answer(msg.data, msg.extra or "")
+                await close_socket(ws, transport, code, reason)
                 return ws
+            elif kind is not WSMsgType.PONG:
+                # CLOSING, CLOSED or ERROR: aiohttp has already answered with the right
+                # close code (1009 too big, 1007 bad UTF-8, 1002 protocol error).
+                return ws
+    except ConnectionError:  # lost while waiting for the peer to read
+        return ws
     finally:
         ctx.hub.leave(viewer)
+        # aiohttp closes the transport gracefully, which waits for a buffer the peer may
+        # never read: bound that wait.
+        asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
+
+
+def close_answer(code: int, reason: str) -> tuple[int, bytes]:
+    """The close (code, reason) that answers a client's close as aiohttp parsed it
+    (``code`` 0: an empty payload): its own code echoed, 1000 for none, or the code of
+    its violation (1002 for a code the RFC reserves or leaves unassigned), exactly as
+    ``interact.client_frames.close_payload`` judges it on the direct path."""
+    payload = code.to_bytes(2, "big") + reason.encode() if code else b""
+    try:
+        echoed = close_payload(payload)
+    except WsClose as exc:
+        return exc.code, exc.reason.encode()
+    return echoed or Close.NORMAL, b""
+
+
+def _too_big(data: str | bytes, limit: int) -> bool:
+    """More than ``limit`` bytes: aiohttp lets an inflated message of limit + 1 through."""
+    if isinstance(data, str):
+        return len(data) * 4 > limit and len(data.encode()) > limit
+    return len(data) > limit
 
 
 async def join(ctx: Context, viewer: Viewer, room: Room, query: dict[str, str]) -> bool:
@@ -156,8 +234,9 @@ async def join(ctx: Context, viewer: Viewer, room: Room, query: dict[str, str]) 
     except Exception:
         log.warning("join of room %s failed", viewer.room_id, exc_info=True)
         ctx.metrics.handshakes.labels("error").inc()
-        await viewer.ws.close(code=Close.INTERNAL, message=b"temporarily unavailable")
+        await close_socket(viewer.ws, viewer.transport, Close.INTERNAL, b"temporarily unavailable")
         return False
+    ctx.edge.welcomed(viewer.transport)
     ctx.metrics.handshakes.labels("ok").inc()
     ctx.hub.count_join(viewer.room_id, viewer.user.uid)
     return True
@@ -195,7 +274,7 @@ async def _reply_to(ctx: Context, viewer: Viewer, data: str | bytes) -> dict[str
             await ctx.commerce.on_comment(viewer.room_id, user.uid, message.text)
             return ack(message.ref, True, seq=appended.seq)
         if isinstance(message, Like):
-            ctx.hub.add_like(viewer.room_id, message.n)
+            ctx.hub.add_like(viewer.room_id, viewer.user.uid, message.n)
             return ack(message.ref, True) if message.ref is not None else None
         if isinstance(message, Ping):
             reply: dict[str, Any] = {"t": "pong"}

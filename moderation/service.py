@@ -41,6 +41,7 @@ MAX_SLOW_MODE_S = 3600
 
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 Retract = Callable[[str, int], Awaitable[None]]
+AnchorOf = Callable[[str], Awaitable[str | None]]
 Observe = Callable[[str, str], None]
 
 
@@ -62,7 +63,7 @@ class ModerationConfig:
     breaker_min_comments: int = 20
     auto_slow_s: int = 10
     auto_slow_ms: int = 300_000  # how long automatic slow mode lasts before it lifts
-    staff_exempt: bool = True  # anchors and operators skip pacing and the word filter
+    staff_exempt: bool = True  # operators, and a room's own anchor, skip pacing and filter
 
 
 class ModerationService:
@@ -93,6 +94,8 @@ class ModerationService:
         self.observe = observe or (lambda action, category: None)
         self.clock = clock
         self.retract: Retract | None = None  # set by the app: RoomService.retract
+        # Set by the app: RoomService.anchor_of. Unset, no anchor is exempt.
+        self.anchor_of: AnchorOf | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- the comment path -----------------------------------------------------------
@@ -115,7 +118,7 @@ class ModerationService:
                 reason="you are muted here",
                 extra={"until": until, "remaining_ms": until - now},
             )
-        if self.config.staff_exempt and role in STAFF_ROLES:
+        if self.config.staff_exempt and await self._exempt(room_id, uid, role):
             return Verdict.accept()
         cfg = self.config
         pace = await self.limiter.check_comment(
@@ -152,6 +155,15 @@ class ModerationService:
             )
             return Verdict(Action.MASK, text=found.masked(text))
         return Verdict.accept()
+
+    async def _exempt(self, room_id: str, uid: str, role: str) -> bool:
+        """Operators everywhere; an anchor only in a room they anchor: the anchor role is
+        anyone who may open rooms, and must not buy a pass through every other room."""
+        if role == "operator":
+            return True
+        if role != "anchor" or self.anchor_of is None:
+            return False
+        return await self.anchor_of(room_id) == uid
 
     async def after_comment(self, room_id: str, comment: dict[str, Any], seq: int) -> None:
         if self.security is None:

@@ -22,6 +22,16 @@ class RoomKeys:
         """Sorted set: room ids scored by creation time (the one global key)."""
         return f"{self.prefix}rooms"
 
+    def unstarted(self) -> str:
+        """Sorted set: ids of rooms created with a deadline to start, scored by it (global);
+        read to drop expired rooms from ``index``."""
+        return f"{self.prefix}rooms:unstarted"
+
+    def anchor_rooms(self, anchor: str) -> str:
+        """Sorted set: the anchor's rooms not ended -> ms they expire unless started (+inf
+        once started); the anchor's quota counts its members."""
+        return f"{self.prefix}anchor:{{{anchor}}}:rooms"
+
     def dm_meta(self, room_id: str) -> str:
         """Hash: ``seq`` (last sequence number) and ``epoch`` of the danmaku log."""
         return f"{self.prefix}dm:{{{room_id}}}:meta"

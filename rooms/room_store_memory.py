@@ -1,38 +1,92 @@
-"""In-process RoomStore (see ``rooms.room_store`` for the contract)."""
+"""In-process RoomStore (see ``rooms.room_store`` for the contract).
+
+Rooms that have not ended are indexed per anchor, so the quota check is a set's length;
+rooms waiting to expire (created with a TTL, never started) sit in a heap by deadline and
+are forgotten by the next call past it. Nothing awaits between a check and its write, so
+every operation is atomic on the event loop.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import time
+from collections.abc import Callable
 
 from interact.errors import Conflict, NotFound
 from rooms.lifecycle import TRANSITIONS
 from rooms.models import Room, RoomStatus
+from rooms.room_store import quota_exceeded
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class MemoryRoomStore:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], int] = wall_ms) -> None:
         self._rooms: dict[str, Room] = {}
+        self._clock = clock
+        self._open: dict[str, set[str]] = {}  # anchor -> ids of their rooms not ended
+        self._deadline: dict[str, int] = {}  # room id -> when it expires unless started
+        self._due: list[tuple[int, str]] = []  # heap of (deadline, room id); may hold stale
 
-    async def create(self, room: Room) -> None:
+    def _expire(self) -> None:
+        if not self._due or self._due[0][0] > (now := self._clock()):
+            return
+        while self._due and self._due[0][0] <= now:
+            deadline, room_id = heapq.heappop(self._due)
+            if self._deadline.get(room_id) != deadline:
+                continue  # started since, or recreated: not this entry's business
+            del self._deadline[room_id]
+            room = self._rooms.pop(room_id)
+            self._close(room)
+
+    def _close(self, room: Room) -> None:
+        if room.anchor is not None:
+            ids = self._open.get(room.anchor)
+            if ids is not None:
+                ids.discard(room.id)
+                if not ids:
+                    del self._open[room.anchor]
+
+    async def create(self, room: Room, *, quota: int = 0, unstarted_ttl_ms: int = 0) -> None:
+        self._expire()
         if room.id in self._rooms:
             raise Conflict(f"room {room.id} exists")
+        ids = self._open.get(room.anchor) if room.anchor is not None else None
+        if quota > 0 and ids is not None and len(ids) >= quota:
+            raise quota_exceeded(quota)
         self._rooms[room.id] = dataclasses.replace(room)
+        if room.anchor is not None and room.status is not RoomStatus.ENDED:
+            self._open.setdefault(room.anchor, set()).add(room.id)
+        if unstarted_ttl_ms > 0 and room.status is RoomStatus.SCHEDULED:
+            deadline = self._clock() + unstarted_ttl_ms
+            self._deadline[room.id] = deadline
+            heapq.heappush(self._due, (deadline, room.id))
 
     def get_now(self, room_id: str) -> Room | None:
+        self._expire()
         return self._rooms.get(room_id)
 
     async def get(self, room_id: str) -> Room | None:
-        room = self._rooms.get(room_id)
+        room = self.get_now(room_id)
         return None if room is None else dataclasses.replace(room)
+
+    async def open_rooms(self, anchor: str) -> int:
+        self._expire()
+        return len(self._open.get(anchor, ()))
 
     async def list(
         self, status: RoomStatus | None = None, limit: int = 50, offset: int = 0
     ) -> list[Room]:
+        self._expire()
         rooms = [r for r in self._rooms.values() if status is None or r.status is status]
         rooms.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         return [dataclasses.replace(r) for r in rooms[offset : offset + limit]]
 
     async def transition(self, room_id: str, action: str, now_ms: int) -> Room:
+        self._expire()
         room = self._rooms.get(room_id)
         if room is None:
             raise NotFound(f"room {room_id} not found")
@@ -43,4 +97,8 @@ class MemoryRoomStore:
         room.updated_at = now_ms
         if stamp is not None:
             setattr(room, stamp, now_ms)
+        if target is RoomStatus.LIVE:
+            self._deadline.pop(room_id, None)  # started: it no longer expires
+        elif target is RoomStatus.ENDED:
+            self._close(room)
         return dataclasses.replace(room)

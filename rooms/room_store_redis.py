@@ -3,10 +3,20 @@
 A room is one hash (``keys.room``); the global sorted set ``keys.index`` orders rooms by
 creation time for listing. Create and transition are Lua scripts on the room's key only,
 so they run on Redis Cluster; the index is written after a successful create.
+
+An anchor's open rooms are a sorted set on the anchor's own key (``keys.anchor_rooms``),
+so the quota is checked and taken in one script there (``anchor_admit``) before the room
+is written; the room and the anchor live in different slots, so the two steps are not one
+transaction. What a crash between them can leave: a place taken for a room that was
+never written (it lapses with the room's deadline), or an ended room still counted (the
+next refused create drops counted rooms that have ended, then checks again). A room that
+never starts expires by its key's TTL, which its start removes (``PERSIST``); its index
+entry is dropped by a later create (``keys.unstarted``).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from redis.asyncio import Redis
@@ -15,10 +25,14 @@ from interact.errors import Conflict, NotFound
 from rooms.keys import RoomKeys
 from rooms.lifecycle import TRANSITIONS
 from rooms.models import Room, RoomStatus
+from rooms.room_store import quota_exceeded
 from rooms.scripts import register
 
 # Index entries fetched per round trip while filtering a listing by status.
 _PAGE = 200
+# Expired rooms dropped from the index per create: a bounded step that keeps up with any
+# creation rate (each create adds at most one).
+_PRUNE = 32
 
 
 def _encode(room: Room) -> list[str]:
@@ -45,14 +59,93 @@ class RedisRoomStore:
         self._keys = keys
         self._create = register(client, "create_room")
         self._transition = register(client, "transition")
+        self._admit = register(client, "anchor_admit")
+        self._mark = register(client, "anchor_mark")
 
-    async def create(self, room: Room) -> None:
-        created = await self._create(keys=[self._keys.room(room.id)], args=_encode(room))
+    async def create(self, room: Room, *, quota: int = 0, unstarted_ttl_ms: int = 0) -> None:
+        ttl = unstarted_ttl_ms if room.status is RoomStatus.SCHEDULED else 0
+        counted = room.anchor is not None and room.status is not RoomStatus.ENDED
+        admitted = 0
+        if counted:
+            assert room.anchor is not None
+            admitted = await self._admit_once(room, quota, ttl)
+            if admitted == 0 and await self._drop_ended(room.anchor):
+                admitted = await self._admit_once(room, quota, ttl)
+            if admitted == 0:
+                raise quota_exceeded(quota)
+        # Taken before the record is written, so the deadline is never later than the
+        # key's expiry: an expired room is always due for ``_prune_index``.
+        deadline = int(time.time() * 1000) + ttl
+        created = await self._create(
+            keys=[self._keys.room(room.id)], args=[int(ttl), *_encode(room)]
+        )
         if not created:
+            if admitted == 1:
+                await self._mark_anchor(room.anchor, room.id, RoomStatus.ENDED)
             raise Conflict(f"room {room.id} exists")
         # Cross-slot with the room key, hence outside the script: a crash in between
         # leaves a room that ``get`` finds but ``list`` does not, never a duplicate.
-        await self._client.zadd(self._keys.index(), {room.id: room.created_at})
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.zadd(self._keys.index(), {room.id: room.created_at})
+            if ttl:
+                pipe.zadd(self._keys.unstarted(), {room.id: deadline})
+            await pipe.execute()
+        await self._prune_index()
+
+    async def _admit_once(self, room: Room, quota: int, ttl: int) -> int:
+        assert room.anchor is not None
+        return int(
+            await self._admit(
+                keys=[self._keys.anchor_rooms(room.anchor)], args=[room.id, int(quota), int(ttl)]
+            )
+        )
+
+    async def _drop_ended(self, anchor: str) -> bool:
+        """Uncount the anchor's started rooms that have ended since (a crash, or a start
+        and an end racing, can leave them counted); True when any was dropped.
+
+        Only started members (+inf) are checked: a room being created has a deadline or
+        no record yet, and must keep its place."""
+        key = self._keys.anchor_rooms(anchor)
+        ids = await self._client.zrangebyscore(key, "+inf", "+inf")
+        if not ids:
+            return False
+        async with self._client.pipeline(transaction=False) as pipe:
+            for rid in ids:
+                pipe.hget(self._keys.room(rid.decode()), "status")
+            statuses = await pipe.execute()
+        ended = [rid for rid, st in zip(ids, statuses, strict=True) if st == b"ended"]
+        if ended:
+            await self._client.zrem(key, *ended)
+        return bool(ended)
+
+    async def _mark_anchor(self, anchor: str | None, room_id: str, status: RoomStatus) -> None:
+        if anchor is not None:
+            await self._mark(keys=[self._keys.anchor_rooms(anchor)], args=[room_id, status.value])
+
+    async def _prune_index(self) -> None:
+        """Drop from the index a few rooms whose deadline to start has passed: those whose
+        record expired leave the index; those that started just leave ``unstarted``."""
+        now = int(time.time() * 1000)
+        due = await self._client.zrangebyscore(self._keys.unstarted(), "-inf", now, 0, _PRUNE)
+        if not due:
+            return
+        async with self._client.pipeline(transaction=False) as pipe:
+            for rid in due:
+                pipe.pttl(self._keys.room(rid.decode()))
+            ttls = await pipe.execute()
+        gone = [rid for rid, left in zip(due, ttls, strict=True) if left == -2]
+        settled = [rid for rid, left in zip(due, ttls, strict=True) if left < 0]
+        async with self._client.pipeline(transaction=False) as pipe:
+            if gone:
+                pipe.zrem(self._keys.index(), *gone)
+            if settled:
+                pipe.zrem(self._keys.unstarted(), *settled)
+            await pipe.execute()
+
+    async def open_rooms(self, anchor: str) -> int:
+        key = self._keys.anchor_rooms(anchor)
+        return int(await self._client.zcount(key, f"({int(time.time() * 1000)}", "+inf"))
 
     async def get(self, room_id: str) -> Room | None:
         raw = await self._client.hgetall(self._keys.room(room_id))
@@ -96,13 +189,18 @@ class RedisRoomStore:
 
     async def transition(self, room_id: str, action: str, now_ms: int) -> Room:
         allowed, target, stamp = TRANSITIONS[action]
+        starts = "1" if target is RoomStatus.LIVE else "0"
         reply = await self._transition(
             keys=[self._keys.room(room_id)],
-            args=[target.value, int(now_ms), stamp or "", *sorted(s.value for s in allowed)],
-        )
+            args=[target.value, int(now_ms), stamp or "", starts,
+                  *sorted(s.value for s in allowed)],
+        )  # fmt: skip
         tag = reply[0]
         if tag == b"not_found":
             raise NotFound(f"room {room_id} not found")
         if tag == b"conflict":
             raise Conflict(f"cannot {action} a room that is {reply[1].decode()}")
-        return _decode(reply[1:])
+        room = _decode(reply[1:])
+        if target in (RoomStatus.LIVE, RoomStatus.ENDED):
+            await self._mark_anchor(room.anchor, room.id, target)
+        return room

@@ -63,6 +63,8 @@ class RoomService:
         stats: RoomStats,
         policy: ModerationPolicy | None = None,
         max_text_len: int = 40,
+        rooms_per_anchor: int = 0,
+        unstarted_room_ttl_ms: int = 0,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self.rooms = rooms
@@ -72,15 +74,20 @@ class RoomService:
         self.stats = stats
         self.policy: ModerationPolicy = policy or AllowAll()
         self.max_text_len = max_text_len
+        self.rooms_per_anchor = rooms_per_anchor  # 0: no cap
+        self.unstarted_room_ttl_ms = unstarted_room_ttl_ms  # 0: rooms never expire
         self.clock = clock
 
-    async def create(self, title: str, anchor: str | None) -> Room:
+    async def create(self, title: str, anchor: str | None, *, capped: bool = True) -> Room:
+        """A new scheduled room. ``capped``: count it against its anchor's
+        ``rooms_per_anchor`` (operators create uncapped; their rooms still count)."""
         title = title.strip()
         if not title or len(title) > MAX_TITLE_LEN:
             raise BadRequest(f"title must be 1 to {MAX_TITLE_LEN} characters")
         now = self.clock()
         room = Room(id=new_room_id(), title=title, anchor=anchor, created_at=now, updated_at=now)
-        await self.rooms.create(room)
+        quota = self.rooms_per_anchor if capped else 0
+        await self.rooms.create(room, quota=quota, unstarted_ttl_ms=self.unstarted_room_ttl_ms)
         return room
 
     async def get(self, room_id: str) -> Room:
@@ -88,6 +95,11 @@ class RoomService:
         if room is None:
             raise NotFound(f"room {room_id[:64]} not found")
         return room
+
+    async def anchor_of(self, room_id: str) -> str | None:
+        """The uid of the room's anchor; None for a room without one, or no such room."""
+        room = await self.rooms.get(room_id) if valid_room_id(room_id) else None
+        return None if room is None else room.anchor
 
     async def list(self, status: RoomStatus | None, limit: int, offset: int) -> list[Room]:
         return await self.rooms.list(status, limit, offset)

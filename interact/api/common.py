@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -27,10 +28,17 @@ def json_response(data: Any, status: int = 200) -> web.Response:
 
 
 async def body(request: web.Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
-    """The request's JSON object, or ``BadRequest``."""
+    """The request's JSON object, or ``BadRequest`` (408 when it comes slower than
+    ``body_timeout``)."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise BadRequest("request body too large")
-    raw = await request.read()
+    try:
+        # A body trickled slower than this holds a handler and a connection: cut it.
+        async with asyncio.timeout(ctx(request).config.body_timeout):
+            raw = await request.read()
+    except TimeoutError:
+        # aiohttp closes a connection whose body was not read to its end.
+        raise web.HTTPRequestTimeout(text="request body not received in time") from None
     if len(raw) > max_bytes:
         raise BadRequest("request body too large")
     if not raw:

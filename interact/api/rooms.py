@@ -14,6 +14,7 @@ from interact.api.common import (
     query_int,
 )
 from interact.errors import BadRequest, Forbidden
+from interact.identity import UID_RULE, valid_uid
 from interact.numbers import ascii_int
 from interact.tokens import Role
 from rooms.lifecycle import TRANSITIONS
@@ -33,7 +34,11 @@ async def create_room(request: web.Request) -> web.Response:
         if anchor not in (None, user.uid):
             raise Forbidden("an anchor creates rooms for themself")
         anchor = user.uid
-    room = await ctx(request).service.create(title, anchor)
+    elif anchor is not None and not valid_uid(anchor):
+        raise BadRequest(f"'anchor' must be a user id ({UID_RULE})")
+    # Operators are not capped: they set up rooms for anchors, and clean up after them.
+    capped = user.role is not Role.OPERATOR
+    room = await ctx(request).service.create(title, anchor, capped=capped)
     return json_response(room.to_dict(), status=201)
 
 

@@ -3,14 +3,15 @@
 -- ARGV[1] target status
 -- ARGV[2] now (Unix ms), stamped on updated_at
 -- ARGV[3] timestamp field the action stamps too, or "" for none
--- ARGV[4..] the statuses the action may start from
+-- ARGV[4] "1" when the action starts the room: it no longer expires (PERSIST)
+-- ARGV[5..] the statuses the action may start from
 -- Returns {"ok", field, value, ...} | {"not_found"} | {"conflict", status}
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then
   return {'not_found'}
 end
 local allowed = false
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   if ARGV[i] == status then
     allowed = true
     break
@@ -22,6 +23,9 @@ end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated_at', ARGV[2])
 if ARGV[3] ~= '' then
   redis.call('HSET', KEYS[1], ARGV[3], ARGV[2])
+end
+if ARGV[4] == '1' then
+  redis.call('PERSIST', KEYS[1])
 end
 local record = redis.call('HGETALL', KEYS[1])
 table.insert(record, 1, 'ok')

@@ -9,11 +9,12 @@ import pytest
 
 from interact.engine import Engine
 from interact.errors import Code, Conflict, NotFound
+from rooms.keys import RoomKeys
 from rooms.lifecycle import TRANSITIONS
 from rooms.models import Room, RoomStatus
 
 if TYPE_CHECKING:
-    from tests.contract.conftest import MakeEngine
+    from tests.contract.conftest import MakeEngine, NewClient
 
 S, L, P, E = RoomStatus.SCHEDULED, RoomStatus.LIVE, RoomStatus.PAUSED, RoomStatus.ENDED
 
@@ -189,3 +190,139 @@ async def test_concurrent_starts_from_two_processes(make_engine: MakeEngine) -> 
     assert sum(isinstance(r, Conflict) for r in results) == 19
     got = await b.rooms.get("race2")
     assert got is not None and got.status is L
+
+
+# -- rooms per anchor, and rooms that never start ------------------------------------------
+
+
+def anchored(rid: str, anchor: str = "anc", **kw: object) -> Room:
+    return room(rid, anchor=anchor, **kw)
+
+
+async def test_quota_counts_open_rooms_of_the_anchor(engine: Engine) -> None:
+    for i in range(3):
+        await engine.rooms.create(anchored(f"q{i}"), quota=3)
+    with pytest.raises(Conflict) as info:
+        await engine.rooms.create(anchored("q3"), quota=3)
+    assert info.value.code is Code.LIMIT_REACHED and info.value.extra == {"limit": 3}
+    assert await engine.rooms.get("q3") is None
+    assert [r.id for r in await engine.rooms.list()] == ["q2", "q1", "q0"]
+    # Another anchor, and rooms without one, are not affected.
+    await engine.rooms.create(anchored("other", anchor="anc2"), quota=3)
+    await engine.rooms.create(room("nobody"), quota=3)
+    assert await engine.rooms.open_rooms("anc") == 3
+    assert await engine.rooms.open_rooms("anc2") == 1
+    # Quota 0 (an operator's create) is no cap, but the room counts.
+    await engine.rooms.create(anchored("ops"), quota=0)
+    assert await engine.rooms.open_rooms("anc") == 4
+    # Live and paused rooms stay counted; ending one frees a place.
+    await engine.rooms.transition("q0", "start", 2_000)
+    await engine.rooms.transition("q0", "pause", 2_001)
+    assert await engine.rooms.open_rooms("anc") == 4
+    for rid in ("q0", "q1"):
+        await engine.rooms.transition(rid, "end", 2_002)
+    assert await engine.rooms.open_rooms("anc") == 2
+    await engine.rooms.create(anchored("q4"), quota=3)
+    with pytest.raises(Conflict):
+        await engine.rooms.create(anchored("q5"), quota=3)
+
+
+async def test_a_duplicate_id_takes_no_place(engine: Engine) -> None:
+    await engine.rooms.create(anchored("d", anchor="x"), quota=2)
+    with pytest.raises(Conflict) as info:
+        await engine.rooms.create(anchored("d", anchor="y"), quota=2)
+    assert info.value.code is Code.CONFLICT
+    assert await engine.rooms.open_rooms("y") == 0
+    assert await engine.rooms.open_rooms("x") == 1
+
+
+async def test_concurrent_creates_never_pass_the_quota(engine: Engine) -> None:
+    results = await asyncio.gather(
+        *(engine.rooms.create(anchored(f"c{i:02d}"), quota=10) for i in range(60)),
+        return_exceptions=True,
+    )
+    assert sum(r is None for r in results) == 10
+    assert all(r is None or isinstance(r, Conflict) for r in results), results
+    assert await engine.rooms.open_rooms("anc") == 10
+    assert len(await engine.rooms.list(limit=100)) == 10
+
+
+@pytest.mark.parametrize("kind", ["redis"])
+async def test_concurrent_creates_from_two_processes_never_pass_the_quota(
+    make_engine: MakeEngine,
+) -> None:
+    a, b = await make_engine(), await make_engine()
+    results = await asyncio.gather(
+        *(e.rooms.create(anchored(f"p{i:03d}-{n}"), quota=25)
+          for i in range(100) for n, e in enumerate((a, b))),
+        return_exceptions=True,
+    )  # fmt: skip
+    assert sum(r is None for r in results) == 25
+    assert await a.rooms.open_rooms("anc") == 25
+    assert len(await b.rooms.list(limit=500)) == 25
+
+
+async def eventually_gone(engine: Engine, rid: str, timeout: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await engine.rooms.get(rid) is not None:
+        assert asyncio.get_running_loop().time() < deadline, f"{rid} never expired"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_room_that_never_starts_is_forgotten(engine: Engine) -> None:
+    await engine.rooms.create(anchored("idle"), quota=2, unstarted_ttl_ms=300)
+    await engine.rooms.create(anchored("starts"), quota=2, unstarted_ttl_ms=300)
+    await engine.rooms.transition("starts", "start", 5_000)
+    with pytest.raises(Conflict):
+        await engine.rooms.create(anchored("full"), quota=2, unstarted_ttl_ms=300)
+    await eventually_gone(engine, "idle")
+    assert [r.id for r in await engine.rooms.list()] == ["starts"]
+    assert await engine.rooms.open_rooms("anc") == 1
+    with pytest.raises(NotFound):
+        await engine.rooms.transition("idle", "start", 6_000)
+    # Its place is free again; the started room outlived the deadline.
+    await engine.rooms.create(anchored("next"), quota=2, unstarted_ttl_ms=300)
+    got = await engine.rooms.get("starts")
+    assert got is not None and got.status is L
+
+
+@pytest.mark.parametrize("kind", ["redis"])
+async def test_redis_keys_of_an_unstarted_room_carry_a_ttl_until_it_starts(
+    make_engine: MakeEngine, new_redis_client: NewClient, redis_prefix: str
+) -> None:
+    engine = await make_engine()
+    client = new_redis_client()
+    keys = RoomKeys(redis_prefix)
+    week = 7 * 24 * 3600 * 1000
+    await engine.rooms.create(anchored("k1"), quota=5, unstarted_ttl_ms=week)
+    await engine.rooms.create(anchored("k2"), quota=5, unstarted_ttl_ms=week)
+    for key in (keys.room("k1"), keys.anchor_rooms("anc")):
+        assert 0 < await client.pttl(key) <= week, key
+    await engine.rooms.transition("k1", "start", 5_000)
+    assert await client.pttl(keys.room("k1")) == -1
+    assert await client.pttl(keys.anchor_rooms("anc")) == -1  # holds a started room
+    assert 0 < await client.pttl(keys.room("k2")) <= week
+    await engine.rooms.transition("k1", "end", 6_000)
+    assert 0 < await client.pttl(keys.anchor_rooms("anc")) <= week  # only k2 is left
+    # An expired room leaves the index at a later create.
+    await engine.rooms.create(anchored("short"), quota=5, unstarted_ttl_ms=100)
+    await eventually_gone(engine, "short")
+    assert await client.zscore(keys.index(), "short") is not None
+    await engine.rooms.create(room("later"), unstarted_ttl_ms=week)
+    assert await client.zscore(keys.index(), "short") is None
+    assert await client.zscore(keys.index(), "k2") is not None
+
+
+@pytest.mark.parametrize("kind", ["redis"])
+async def test_redis_an_ended_room_left_counted_is_dropped_when_the_quota_refuses(
+    make_engine: MakeEngine, new_redis_client: NewClient, redis_prefix: str
+) -> None:
+    engine = await make_engine()
+    client = new_redis_client()
+    await engine.rooms.create(anchored("e1"), quota=1)
+    await engine.rooms.transition("e1", "start", 1_000)
+    await engine.rooms.transition("e1", "end", 2_000)
+    # What a start's bookkeeping arriving after the end (or a crash) leaves behind.
+    await client.zadd(RoomKeys(redis_prefix).anchor_rooms("anc"), {"e1": float("inf")})
+    await engine.rooms.create(anchored("e2"), quota=1)
+    assert await engine.rooms.open_rooms("anc") == 1

@@ -101,7 +101,8 @@ async def test_requests_that_are_not_a_plain_upgrade_get_aiohttp_answers(
         b"Sec-WebSocket-Version: 99\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n\r\n"
     )
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-    assert head.split(b" ")[1] == b"400" and b"Server:" in head  # aiohttp's refusal
+    assert head.split(b" ")[1] == b"426" and b"Server:" in head  # aiohttp's refusal
+    assert b"\r\nSec-WebSocket-Version: 13\r\n" in head  # RFC 6455 §4.4
     writer.close()
     reader, writer = await asyncio.open_connection("127.0.0.1", memory_server.port)
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")

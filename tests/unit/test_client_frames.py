@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tracemalloc
 import zlib
 
 import pytest
@@ -19,6 +20,7 @@ from interact.client_frames import (
     WsClose,
     close_frame,
     close_payload,
+    fragment_cap,
     unmask,
 )
 
@@ -132,3 +134,207 @@ def test_close_payloads() -> None:
     assert refused.value.code == 1007
     assert close_frame(4003, b"banned") == b"\x88\x08\x0f\xa3banned"
     assert ClientFrames(10).feed(client_frame(OP_CLOSE, b"\x03\xe8")) == [(OP_CLOSE, b"\x03\xe8")]
+
+
+# -- bounds, exact limits and what comes before a violation (issue 10) -----------------
+
+EMPTY_CONTINUATION = bytes((OP_CONTINUATION, 0x80)) + b"\x11\x22\x33\x44"  # 6 bytes
+
+
+def test_a_flood_of_empty_fragments_is_refused_early_and_holds_no_memory() -> None:
+    """50 MB of empty continuations after an unfinished text: 1009 within the first chunk.
+
+    Before, each empty fragment was kept (a list entry each) and nothing bounded their
+    number: 200 MB took the process from 81 MB to 343 MB RSS and the final frame 2.95 GB.
+    Now the reader stops at ``fragment_cap`` frames, having held at most one chunk
+    (64 KiB) plus the message so far, and allocated under 1 MiB at its peak.
+    """
+    max_size = 4096
+    reader = ClientFrames(max_size)
+    chunk = EMPTY_CONTINUATION * (64 * 1024 // len(EMPTY_CONTINUATION))
+    sent = len(start := client_frame(OP_TEXT, b"hi", fin=False))
+    tracemalloc.start()
+    try:
+        assert reader.feed(start) == []
+        while reader.error is None and sent < 50_000_000:
+            assert reader.feed(chunk) == []
+            sent += len(chunk)
+            assert reader.held <= max_size + len(chunk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert reader.error is not None and reader.error.code == 1009
+    assert sent <= 8 + len(chunk)  # refused within the first chunk: fragment_cap frames
+    assert fragment_cap(max_size) * len(EMPTY_CONTINUATION) < len(chunk)
+    assert peak < 1024 * 1024
+    assert reader.held == 0
+
+
+@pytest.mark.parametrize("max_size", [64, 4096])
+def test_a_message_may_come_in_up_to_fragment_cap_frames_and_no_more(max_size: int) -> None:
+    cap = fragment_cap(max_size)
+    payload = bytes(range(256)) * (max_size // 256) + b"z" * (max_size % 256)
+    pieces = [payload[i * max_size // cap : (i + 1) * max_size // cap] for i in range(cap)]
+    assert b"".join(pieces) == payload and len(pieces) == cap
+
+    def wire(parts: list[bytes]) -> bytes:
+        return b"".join(
+            client_frame(OP_BINARY if i == 0 else OP_CONTINUATION, p, fin=i == len(parts) - 1)
+            for i, p in enumerate(parts)
+        )
+
+    assert ClientFrames(max_size).feed(wire(pieces)) == [(OP_BINARY, payload)]
+    reader = ClientFrames(max_size)
+    assert reader.feed(wire([*pieces[:-1], b"", pieces[-1]])) == []
+    assert reader.error is not None and reader.error.code == 1009
+
+
+def test_autobahn_9_3_1_passes_with_a_20_mb_limit() -> None:
+    """4 MiB of text in 64-byte fragments (65,536 frames), as Autobahn's case 9.3.1 sends."""
+    payload = b"*" * (4 * 1024 * 1024)
+    wire = bytearray()
+    for i in range(0, len(payload), 64):
+        op = OP_TEXT if i == 0 else OP_CONTINUATION
+        wire += client_frame(op, payload[i : i + 64], fin=i + 64 >= len(payload))
+    assert ClientFrames(20_000_000).feed(bytes(wire)) == [(OP_TEXT, payload)]
+
+
+@pytest.mark.parametrize("op", [OP_BINARY, OP_TEXT])
+@pytest.mark.parametrize("fin", [True, False])
+def test_a_64_bit_length_with_its_top_bit_set_is_a_protocol_error(op: int, fin: bool) -> None:
+    """RFC 6455 §5.2: "the most significant bit MUST be 0": 1002, not a size (1009)."""
+    b0 = (0x80 if fin else 0) | op
+    head = bytes((b0, 0x80 | 127)) + (1 << 63 | 5).to_bytes(8, "big")
+    reader = ClientFrames(4096)
+    assert reader.feed(head) == []
+    assert reader.error is not None and reader.error.code == 1002
+
+
+def boundary_wire(payload: bytes, *, fragmented: bool, deflated: bool) -> bytes:
+    body = compressed(payload) if deflated else payload
+    rsv = 0x40 if deflated else 0
+    if not fragmented:
+        return client_frame(OP_TEXT, body, rsv=rsv)
+    third = len(body) // 3
+    return (
+        client_frame(OP_TEXT, body[:third], fin=False, rsv=rsv)
+        + client_frame(OP_PING, b"between")
+        + client_frame(OP_CONTINUATION, body[third : 2 * third], fin=False)
+        + client_frame(OP_CONTINUATION, body[2 * third :])
+    )
+
+
+@pytest.mark.parametrize("max_size", [125, 4096, 70_000])
+@pytest.mark.parametrize("fragmented", [False, True])
+@pytest.mark.parametrize("deflated", [False, True])
+def test_exactly_max_size_is_accepted_and_one_byte_more_refused(
+    max_size: int, fragmented: bool, deflated: bool
+) -> None:
+    """The limit is on the message (inflated when compressed), frames and fragments alike."""
+    exact = (b'{"t":"dm","text":"' + "主播好美".encode() * max_size)[:max_size]
+    exact = exact[: len(exact) - len(exact.decode(errors="ignore").encode()) or None]
+    exact += b" " * (max_size - len(exact))  # valid UTF-8, exactly max_size bytes
+    assert len(exact) == max_size
+    reader = ClientFrames(max_size, deflate=deflated)
+    got = reader.feed(boundary_wire(exact, fragmented=fragmented, deflated=deflated))
+    assert reader.error is None
+    assert [m for m in got if m[0] == OP_TEXT] == [(OP_TEXT, exact)]
+    reader = ClientFrames(max_size, deflate=deflated)
+    reader.feed(boundary_wire(exact + b" ", fragmented=fragmented, deflated=deflated))
+    assert reader.error is not None and reader.error.code == 1009
+
+
+def fragments_then(*frames: bytes) -> bytes:
+    return client_frame(OP_TEXT, b"ab", fin=False) + b"".join(frames)
+
+
+VALID = client_frame(OP_TEXT, b'{"t":"like","n":1}') + client_frame(OP_PING, b"p")
+VIOLATIONS: list[tuple[str, bytes, int, bool]] = [
+    ("unmasked", client_frame(OP_TEXT, b"hi", masked=False), 1002, True),
+    ("rsv1 without deflate", client_frame(OP_TEXT, b"hi", rsv=0x40), 1002, False),
+    ("rsv2", client_frame(OP_TEXT, b"hi", rsv=0x20), 1002, True),
+    ("rsv1 on a continuation", fragments_then(client_frame(0, b"c", rsv=0x40)), 1002, True),
+    ("continuation without a message", client_frame(OP_CONTINUATION, b"hi"), 1002, True),
+    ("message inside a message", fragments_then(client_frame(OP_TEXT, b"b")), 1002, True),
+    ("control frame over 125", client_frame(OP_PING, b"x" * 126), 1002, True),
+    ("fragmented control frame", client_frame(OP_PING, b"x", fin=False), 1002, True),
+    ("unknown opcode", client_frame(0x3, b""), 1002, True),
+    ("top bit of a 64-bit length", bytes((0x82, 0xFF)) + (1 << 63).to_bytes(8, "big"), 1002,
+     True),
+    ("bad deflate data", client_frame(OP_TEXT, b"\xff\x00", rsv=0x40), 1002, True),
+    ("text not UTF-8", client_frame(OP_TEXT, b"ok\xff"), 1007, True),
+    ("first fragment not UTF-8", fragments_then(client_frame(0, b"\xff", fin=False)), 1007,
+     True),
+    ("text ends inside a character", fragments_then(client_frame(0, "é".encode()[:1])), 1007,
+     True),
+    ("deflated text not UTF-8", client_frame(OP_TEXT, compressed(b"\xc3("), rsv=0x40), 1007,
+     True),
+    ("frame over the limit", client_frame(OP_BINARY, b"x" * 101), 1009, True),
+    ("message over the limit", fragments_then(client_frame(0, b"y" * 99)), 1009, True),
+    ("inflates over the limit", client_frame(OP_BINARY, compressed(b"\0" * 101), rsv=0x40),
+     1009, True),
+    ("too many fragments", fragments_then(*[EMPTY_CONTINUATION] * fragment_cap(100)), 1009,
+     True),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("bad", "code", "deflate"), [v[1:] for v in VIOLATIONS], ids=[v[0] for v in VIOLATIONS]
+)
+def test_frames_before_a_violation_come_back_in_order_and_nothing_after(
+    bad: bytes, code: int, deflate: bool
+) -> None:
+    after = client_frame(OP_TEXT, b"never read")
+    reader = ClientFrames(100, deflate=deflate)
+    assert reader.feed(VALID + bad + after) == [(OP_TEXT, b'{"t":"like","n":1}'), (OP_PING, b"p")]
+    assert reader.error is not None and reader.error.code == code
+    assert reader.feed(VALID) == []
+    # The same, fed a byte at a time: the same frames, the same code.
+    reader = ClientFrames(100, deflate=deflate)
+    got = [m for i in range(len(VALID + bad)) for m in reader.feed((VALID + bad)[i : i + 1])]
+    assert got == [(OP_TEXT, b'{"t":"like","n":1}'), (OP_PING, b"p")]
+    assert reader.error is not None and reader.error.code == code
+
+
+def test_bad_text_in_a_first_fragment_fails_before_the_message_ends() -> None:
+    """RFC 6455 §8.1, checked fragment by fragment (Autobahn 6.4.x): no waiting for FIN."""
+    reader = ClientFrames(4096)
+    reader.feed(client_frame(OP_TEXT, b"ok \xf4\x90\x80\x80 and more", fin=False))
+    assert reader.error is not None and reader.error.code == 1007
+
+
+def test_a_character_split_across_fragments_is_fine() -> None:
+    text = "主播好美".encode()
+    wire = b"".join(
+        client_frame(OP_TEXT if i == 0 else OP_CONTINUATION, text[i : i + 1], fin=i == 11)
+        for i in range(12)
+    )
+    assert ClientFrames(4096).feed(wire) == [(OP_TEXT, text)]
+
+
+def test_an_unknown_opcode_is_refused_before_its_extended_length_arrives() -> None:
+    reader = ClientFrames(4096)
+    reader.feed(b"\x83\xfe")
+    assert reader.error is not None and reader.error.code == 1002
+
+
+def test_a_close_with_a_bad_code_and_a_bad_reason_is_1007_as_in_websockets() -> None:
+    with pytest.raises(WsClose) as refused:
+        close_payload((999).to_bytes(2, "big") + b"\xff")
+    assert refused.value.code == 1007
+
+
+def test_an_exact_size_deflated_message_whose_last_fragment_only_flushes_is_accepted() -> None:
+    """The first fragment inflates to all 125 bytes; the last carries deflate's flush byte.
+
+    Holding that last frame's wire length to the room left (0) refused it (websockets
+    does); the limit is on the inflated message, counted as it inflates.
+    """
+    payload = b"x" * 125
+    body = compressed(payload)
+    wire = client_frame(OP_TEXT, body[:-1], fin=False, rsv=0x40) + client_frame(
+        OP_CONTINUATION, body[-1:]
+    )
+    reader = ClientFrames(125, deflate=True)
+    assert reader.feed(wire) == [(OP_TEXT, payload)]
+    assert reader.error is None

@@ -1,0 +1,1 @@
+"""The Autobahn|Testsuite against both WebSocket upgrade paths (docs/conformance.md)."""
