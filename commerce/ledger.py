@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from rooms.event_log import check_event, parse_id
+from interact.floor.event_log import check_event, parse_id
 
 # About a week of a busy room's grabs; a default only, the deployment's config passes its own.
 LEDGER_MAXLEN = 100_000

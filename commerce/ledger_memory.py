@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from commerce.ledger import LEDGER_MAXLEN
-from rooms.event_log_memory import MemoryEventLog
+from interact.floor.event_log_memory import MemoryEventLog
 
 
 class MemoryLedger(MemoryEventLog):

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from commerce.keys import CommerceKeys
 from commerce.ledger import LEDGER_MAXLEN
-from rooms.event_log_redis import RedisEventLog
+from interact.floor.event_log_redis import RedisEventLog
 
 
 class RedisLedger(RedisEventLog):

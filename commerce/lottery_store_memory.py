@@ -18,7 +18,7 @@ from commerce.models import (
     LotteryStatus,
     LotteryView,
 )
-from interact.errors import Conflict
+from interact.floor.errors import Conflict
 
 
 class _Lottery:

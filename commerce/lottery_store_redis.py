@@ -30,8 +30,8 @@ from commerce.models import (
     PrizeKind,
 )
 from commerce.scripts import register
-from interact.errors import Conflict
-from rooms.scripts import text as _text
+from interact.floor.errors import Conflict
+from interact.floor.scripts import text as _text
 
 # Index entries examined per round trip in ``due``.
 _PAGE = 200

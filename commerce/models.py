@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from commerce.draw import DrawResult, draw
-from interact.errors import BadRequest, Code
+from interact.floor.errors import BadRequest, Code
 
 
 class ModelError(BadRequest, ValueError):

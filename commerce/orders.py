@@ -46,7 +46,7 @@ from commerce.wechatpay import (
     check_transaction,
     parse_notification,
 )
-from interact.errors import BadRequest, Code, Conflict, Forbidden, NotFound
+from interact.floor.errors import BadRequest, Code, Conflict, Forbidden, NotFound
 from rooms.broker import Broker
 
 log = logging.getLogger("interact.orders")

@@ -23,7 +23,7 @@ Failure handling, per call:
   refunds once; query and close are safe), and a retry resends the very same body. 5xx
   codes WeChat documents as permanent (``OPENID_MISMATCH``, ``INVALID_TRANSACTIONID``)
   are not retried.
-- One call = one :class:`~moderation.breaker.CircuitBreaker` outcome: a call that got a
+- One call = one :class:`~interact.floor.breaker.CircuitBreaker` outcome: a call that got a
   verified answer (2xx or a business 4xx) or 429 is a success; network errors, timeouts,
   5xx after retries, untrusted answers and cancellation are failures. While the breaker is
   open calls fail at once with ``PayUnavailable("breaker_open")`` and send nothing.
@@ -72,7 +72,7 @@ from commerce.wechatpay import (
     valid_out_trade_no,
     verify_response,
 )
-from moderation.breaker import BreakerState, CircuitBreaker
+from interact.floor.breaker import BreakerState, CircuitBreaker
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from commerce.pay_client import PayError, PayUnavailable, WeChatPayClient
 from commerce.sale_models import Order, RefundState
 from commerce.wechatpay import Transaction
-from interact.errors import Conflict, Unavailable
+from interact.floor.errors import Conflict, Unavailable
 
 
 def out_trade_no(order_id: str) -> str:

@@ -21,7 +21,7 @@ from commerce.models import (
     Refund,
 )
 from commerce.redpacket_store import check_new_packet
-from interact.errors import Conflict
+from interact.floor.errors import Conflict
 
 
 class _Packet:

@@ -27,8 +27,8 @@ from commerce.models import (
 )
 from commerce.redpacket_store import check_new_packet
 from commerce.scripts import register
-from interact.errors import Conflict
-from rooms.scripts import text as _text
+from interact.floor.errors import Conflict
+from interact.floor.scripts import text as _text
 
 # Index entries examined per round trip in ``due``.
 _PAGE = 200

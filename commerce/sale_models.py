@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from interact.errors import Code
+from interact.floor.errors import Code
 
 # What the issue asks for by default: an unpaid order holds its stock this long.
 DEFAULT_RESERVE_MS = 15 * 60 * 1000

@@ -32,7 +32,7 @@ from commerce.sale_store import (
     qty_arg,
     read_events,
 )
-from interact.errors import Conflict
+from interact.floor.errors import Conflict
 
 
 class _Sale:

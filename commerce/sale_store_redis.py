@@ -49,8 +49,8 @@ from commerce.sale_store import (
     read_events,
 )
 from commerce.scripts import register
-from interact.errors import Conflict
-from rooms.scripts import text as _text
+from interact.floor.errors import Conflict
+from interact.floor.scripts import text as _text
 
 # A room leaves the global room list this long after the last deadline it can have.
 _ROOM_GRACE_MS = 24 * 3600 * 1000

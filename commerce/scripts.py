@@ -1,11 +1,11 @@
-"""Lua scripts of the commerce package: ``commerce/lua/<name>.lua``, via ``rooms.scripts``."""
+"""Lua scripts of the commerce package: ``commerce/lua/<name>.lua``, via the floor's loader."""
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from rooms import scripts
+from interact.floor import scripts
 
 
 def register(client: Redis, name: str) -> AsyncScript:

@@ -37,7 +37,7 @@ from commerce.models import (
 )
 from commerce.redpacket_store import RedPacketStore
 from commerce.split import split_equal, split_random
-from interact.errors import BadRequest, Code, Conflict, Forbidden, InteractError, NotFound
+from interact.floor.errors import BadRequest, Code, Conflict, Forbidden, InteractError, NotFound
 from rooms.broker import Broker
 
 log = logging.getLogger("interact.commerce")

@@ -7,7 +7,7 @@ import secrets
 from enum import StrEnum
 from typing import TypeGuard
 
-from interact.errors import BadRequest, Code
+from interact.floor.errors import BadRequest, Code
 
 # Platform limits (DOMAIN.md "Red packets"): up to 20,000 yuan and 2,000 shares. Defaults
 # only; the deployment's config passes its own.

@@ -21,7 +21,7 @@ from interact.config import Config
 from interact.context import Context
 from interact.edge import Edge
 from interact.engine import Engine, memory_engine, redis_engine
-from interact.errors import Close
+from interact.floor.errors import Close
 from interact.hub import Hub, HubConfig
 from interact.metrics import Metrics
 from interact.moderation_setup import WordListSync, build_moderation

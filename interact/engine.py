@@ -34,7 +34,7 @@ from rooms.stats import RoomStats
 if TYPE_CHECKING:
     from redis.asyncio.cluster import RedisCluster
 
-    from rooms.redis_pipe import AnyRedis, Pipe
+    from interact.floor.redis_pipe import AnyRedis, Pipe
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 # Commands in flight per process on the cluster client (pipelined hot scripts aside), and
@@ -204,7 +204,7 @@ def connect_redis(url: str) -> tuple[AnyRedis, Pipe | None]:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
-    from rooms.redis_pipe import attach_pipe
+    from interact.floor.redis_pipe import attach_pipe
 
     if is_cluster_url(url):
         cluster = connect_cluster(url)

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from interact.errors import Close
+from interact.floor.errors import Close
 from interact.likes import LikeLimiter
 from interact.metrics import Metrics
 from interact.outbound import Out, encode_outs

@@ -51,6 +51,8 @@ def nick_problem(nick: object) -> str | None:
         return f"must be {NICK_RULE}"
     if nick != nick.strip():
         return "must not start or end with spaces"
+    if nick.isascii() and nick.isprintable():
+        return None  # the common case, checked on every token: nothing below can apply
     visible = False
     marks = 0
     for i, ch in enumerate(nick):

@@ -10,7 +10,7 @@ import orjson
 
 from interact.config import Config
 from interact.engine import Engine
-from interact.errors import BadRequest, NotFound
+from interact.floor.errors import BadRequest, NotFound
 from interact.metrics import Metrics
 from moderation.content_security import ContentSecurity
 from moderation.rules import Rule, WordAction, WordListError

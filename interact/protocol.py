@@ -14,7 +14,7 @@ from typing import Any
 import msgpack
 import orjson
 
-from interact.errors import Code
+from interact.floor.errors import Code
 
 MAX_REF_LEN = 64
 MAX_ID_LEN = 64

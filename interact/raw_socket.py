@@ -31,7 +31,7 @@ from interact.client_frames import (
     control_frame,
 )
 from interact.context import Context
-from interact.errors import Close
+from interact.floor.errors import Close
 from interact.protocol import Codec
 from interact.viewer import CLOSE_TIMEOUT_S, Viewer
 from interact.ws import Refused, admit, handle, join
@@ -65,6 +65,7 @@ class RawSocket(asyncio.Protocol):
         "_inbox",
         "_lost",
         "_paused",
+        "_peer_closed",
         "_transport",
         "_worker",
         "codec",
@@ -87,6 +88,7 @@ class RawSocket(asyncio.Protocol):
         self._admission: asyncio.Task[None] | None = None
         self._lost: asyncio.Future[None] | None = None
         self._close_sent = False
+        self._peer_closed = False  # the client's close frame was read
         self._paused = 0
         # Set once the welcome is out: from then on messages are handled.
         self.viewer: Viewer | None = None
@@ -112,7 +114,12 @@ class RawSocket(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         transport, frames = self._transport, self._frames
-        if transport is None or frames is None or transport.is_closing():
+        if transport is None or transport.is_closing():
+            return
+        if self._close_sent:
+            self._linger(data)
+            return
+        if frames is None:
             return
         messages = frames.feed(data)
         viewer = self.viewer
@@ -124,6 +131,7 @@ class RawSocket(asyncio.Protocol):
                 if not self._close_sent:
                     transport.write(control_frame(OP_PONG, payload))
             elif op == OP_CLOSE:
+                self._peer_closed = True
                 try:
                     code = close_payload(payload)
                 except WsClose as exc:
@@ -150,6 +158,8 @@ class RawSocket(asyncio.Protocol):
         return None
 
     def pause_writing(self) -> None:
+        if self._close_sent:
+            return  # lingering: what the peer sends is read and dropped, whatever it reads
         self._pause(_WRITES)
         self._ctx.metrics.reads_paused.inc()
 
@@ -182,19 +192,27 @@ class RawSocket(asyncio.Protocol):
         ctx = self._ctx
         transport = self._transport
         assert transport is not None
+        # Admission and join wait on the engine: a connection is not held longer than
+        # this unwelcomed (docs/protocol.md, close 1011). A bare timer that cancels this
+        # task, not asyncio.timeout: that cost ~6 us of a ~120 us handshake.
+        expiry = asyncio.get_running_loop().call_later(
+            ctx.config.welcome_timeout, self._welcome_expired
+        )
         try:
-            # Admission and join wait on the engine: a connection is not held longer
-            # than this unwelcomed (docs/protocol.md, close 1011).
-            async with asyncio.timeout(ctx.config.welcome_timeout):
-                user, room = await admit(ctx, query)
-                viewer = Viewer(self, transport, user, room.id, self.codec, self.compress)
-                if not await join(ctx, viewer, room, query):
-                    return
+            user, room = await admit(ctx, query)
+            viewer = Viewer(self, transport, user, room.id, self.codec, self.compress)
+            if not await join(ctx, viewer, room, query):
+                return
         except Refused as refused:
             ctx.metrics.handshakes.labels(refused.outcome).inc()
             await self.close(code=refused.code, message=refused.message)
             return
-        except TimeoutError:
+        except asyncio.CancelledError:
+            if self._transport is None or self._admission is not None:
+                raise  # the connection was lost or closed, not the deadline
+            task = asyncio.current_task()
+            assert task is not None
+            task.uncancel()
             ctx.metrics.handshakes.labels("timeout").inc()
             await self.close(code=Close.INTERNAL, message=b"welcome timed out, try again")
             return
@@ -203,9 +221,18 @@ class RawSocket(asyncio.Protocol):
             ctx.metrics.handshakes.labels("error").inc()
             await self.close(code=Close.INTERNAL, message=b"temporarily unavailable")
             return
+        finally:
+            expiry.cancel()
         self.viewer = viewer
         if self._inbox and self._worker is None:
             self._worker = asyncio.ensure_future(self._drain())
+
+    def _welcome_expired(self) -> None:
+        """The welcome deadline: cancel the admission, marked as ours by letting go of it
+        (a lost connection lets go of its transport, a close keeps both)."""
+        admission, self._admission = self._admission, None
+        if admission is not None:
+            admission.cancel()
 
     async def _drain(self) -> None:
         ctx, viewer, inbox = self._ctx, self.viewer, self._inbox
@@ -245,12 +272,19 @@ class RawSocket(asyncio.Protocol):
             self._worker = asyncio.ensure_future(self._drain())
 
     def _end(self, close: WsClose) -> None:
-        """Answer with ``close`` (unless a close already went out) and drop the socket."""
+        """Answer with ``close`` (unless a close already went out); drop the socket at
+        once if it answers the client's close, else linger (``_send_close``)."""
         transport = self._transport
         if transport is None:
             return
+        admission = self._admission
+        if admission is not None and not admission.done():
+            admission.cancel()  # a connection closed before its welcome gets none
         self._send_close(close.code, close.reason.encode())
-        transport.close()
+        if self._peer_closed:
+            transport.close()  # the client said its last word: nothing is left unread
+        else:
+            self._drop_rest()
 
     def _send_close(self, code: int, reason: bytes) -> None:
         transport = self._transport
@@ -258,9 +292,48 @@ class RawSocket(asyncio.Protocol):
             return
         self._close_sent = True
         transport.write(close_frame(int(code), reason))
-        # A peer that does not read would hold the socket and its buffer forever:
-        # transport.close() waits for the buffer to drain, abort() does not.
+        viewer = self.viewer
+        if viewer is not None:
+            viewer.closing = True  # the hub writes nothing after the close frame
+        # The lingering close (RFC 6455 §7.1.1): closing the socket while the client still
+        # sends (the rest of a big message) would leave bytes unread, and the kernel
+        # answers those with a reset that makes the client's kernel drop the close frame
+        # unread. So what comes is read and dropped (``_linger``) until the client's close
+        # frame or its EOF, and only then is the socket closed.
+        self._inbox.clear()
+        if self._paused:
+            self._paused = 0
+            transport.resume_reading()
+        # A peer that never stops sending, or does not read, would hold the socket (and
+        # its buffer) forever: transport.close() waits for the buffer to drain, abort()
+        # does not.
         asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
+
+    def _linger(self, data: bytes) -> None:
+        """What the client sends after the server's close frame: dropped as it comes; its
+        close frame ends the connection (its EOF does too: ``eof_received``)."""
+        frames = self._frames
+        if frames is None:
+            return  # after a violation: not even parsed
+        # Bounded like any read: the reader holds at most one message being assembled.
+        for op, _ in frames.feed(data):
+            if op == OP_CLOSE:
+                transport = self._transport
+                assert transport is not None
+                transport.close()
+                return
+        if frames.error is not None:
+            self._drop_rest()
+
+    def _drop_rest(self) -> None:
+        """After a violation, with the close frame out: nothing the client sends is parsed
+        any more (RFC 6455 §7.1.7), so its close frame cannot be told apart; the write
+        side is half-closed instead, and the client, told the server is done, ends with
+        its EOF (or the deadline does)."""
+        self._frames = None
+        transport = self._transport
+        if transport is not None and transport.can_write_eof():
+            transport.write_eof()
 
     def _lost_future(self) -> asyncio.Future[None]:
         if self._lost is None:

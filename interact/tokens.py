@@ -13,7 +13,7 @@ from typing import Any
 import jwt
 import orjson
 
-from interact.errors import Unauthorized
+from interact.floor.errors import Unauthorized
 from interact.identity import UID_RULE, nick_problem, valid_nick, valid_uid
 
 ALGORITHM = "HS256"

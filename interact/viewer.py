@@ -113,6 +113,56 @@ async def close_socket(
         await asyncio.wait_for(ws.close(code=code, message=message), CLOSE_TIMEOUT_S)
 
 
+class _Lingering(asyncio.Protocol):
+    """A transport's protocol after the server's close frame (``linger``): what the peer
+    sends is dropped as it comes, its EOF closes the connection. The protocol it took
+    over from still hears of the writes (its drain) and of the end of the connection."""
+
+    __slots__ = ("_lost", "_was")
+
+    def __init__(self, was: asyncio.BaseProtocol, lost: asyncio.Future[None]) -> None:
+        self._was = was
+        self._lost = lost
+
+    def data_received(self, data: bytes) -> None:
+        pass  # read so that no byte is left unread, and held nowhere
+
+    def eof_received(self) -> bool | None:
+        return None  # the transport closes itself
+
+    def pause_writing(self) -> None:
+        self._was.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._was.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._lost.done():
+            self._lost.set_result(None)
+        self._was.connection_lost(exc)
+
+
+def linger(transport: asyncio.Transport) -> asyncio.Future[None]:
+    """The lingering close (RFC 6455 §7.1.1) of a connection whose close frame is out:
+    its transport is taken over, half-closed, and read (every byte dropped) until the
+    peer's EOF, or aborted CLOSE_TIMEOUT_S later. Resolves when the connection is gone.
+
+    Closing at once would leave what the peer still sends (the rest of a big message)
+    unread, and the kernel answers unread bytes with a reset, which makes the peer's
+    kernel drop the close frame before the peer reads it.
+    """
+    lost = asyncio.get_running_loop().create_future()
+    if transport.is_closing():
+        lost.set_result(None)
+        return lost
+    transport.set_protocol(_Lingering(transport.get_protocol(), lost))
+    if transport.can_write_eof():
+        transport.write_eof()  # after what is buffered: the close frame first
+    transport.resume_reading()
+    asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
+    return lost
+
+
 def build_frame(payload: bytes, codec: Codec, wbits: int) -> bytes:
     opcode = OP_TEXT if codec is Codec.JSON else OP_BINARY
     if wbits and len(payload) >= COMPRESS_MIN_BYTES:

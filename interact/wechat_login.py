@@ -26,7 +26,7 @@ from typing import Any
 import requests
 from wechatpy.exceptions import WeChatClientException
 
-from interact.errors import (
+from interact.floor.errors import (
     BadRequest,
     Forbidden,
     InteractError,
@@ -34,14 +34,14 @@ from interact.errors import (
     Unauthorized,
     Unavailable,
 )
-from interact.identity import valid_uid
-from interact.wechat_client import (
+from interact.floor.wechat_client import (
     DEFAULT_API_BASE,
     TOKEN_ERRORS,
     WeChatApiClient,
     errcode_of,
     normalize_api_base,
 )
+from interact.identity import valid_uid
 
 __all__ = ["DEFAULT_API_BASE", "MAX_CODE_LENGTH", "WeChatLogin", "WeChatSession"]
 

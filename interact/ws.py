@@ -8,15 +8,17 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import HttpVersion11, WSMsgType, hdrs, web
+from aiohttp import HttpVersion11, WSCloseCode, WSMsgType, hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.web_protocol import RequestHandler
 
 from interact import tokens
 from interact.client_frames import WsClose, close_payload
 from interact.context import Context
-from interact.errors import Close, Code, InteractError
+from interact.floor.errors import Close, Code, InteractError
+from interact.floor.numbers import ascii_int
 from interact.handshake import VERSION as HANDSHAKE_VERSION
 from interact.handshake import deflate_answer, refusal
-from interact.numbers import ascii_int
 from interact.outbound import Out
 from interact.protocol import (
     Codec,
@@ -30,7 +32,7 @@ from interact.protocol import (
     error,
     parse_client_frame,
 )
-from interact.viewer import CLOSE_TIMEOUT_S, Viewer, close_socket
+from interact.viewer import CLOSE_TIMEOUT_S, Viewer, close_socket, linger
 from rooms.models import Room, valid_room_id
 from rooms.service import Author, Held
 
@@ -119,6 +121,48 @@ async def admit(ctx: Context, query: dict[str, str]) -> tuple[tokens.User, Room]
     return user, room
 
 
+class LingeringResponse(SharedFrameResponse):
+    """A ``SharedFrameResponse`` whose close lingers as the direct path's does
+    (``interact.viewer.linger``, docs/protocol.md §7).
+
+    aiohttp closes the transport as soon as its close frame is out (at once after a frame
+    that breaks the protocol) and again when the handler returns, with whatever the client
+    is still sending left unread. So when a close begins, aiohttp's request handler lets go
+    of the transport: aiohttp closes, pauses and resumes only the transport its handler
+    holds. Its close still writes the close frame and, while its reader stands, reads
+    (dropping every message) until the client's close frame; then ``linger`` takes the
+    transport over until the client's EOF or the deadline.
+    """
+
+    # Marked closing when the close begins: the hub writes nothing after the close frame.
+    viewer: Viewer | None = None
+    _http: RequestHandler | None = None
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter:
+        self._http = request.protocol
+        return await super().prepare(request)
+
+    async def close(
+        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
+    ) -> bool:
+        http = self._http
+        transport = None if http is None else http.transport
+        if http is None or transport is None or transport.is_closing() or self.closed:
+            return await super().close(code=code, message=message, drain=drain)
+        viewer, self.viewer = self.viewer, None  # and no cycle left between the two
+        if viewer is not None:
+            viewer.closing = True
+        http.transport = None
+        transport.resume_reading()  # aiohttp may have paused it, and now cannot resume it
+        try:
+            closed = await super().close(code=code, message=message, drain=drain)
+        except BaseException:
+            linger(transport)
+            raise
+        await linger(transport)
+        return closed
+
+
 async def ws_handler(request: web.Request) -> web.StreamResponse:
     """``/ws`` through aiohttp: the in-process app, and any upgrade ``interact serve``'s
     own upgrade path (``interact.upgrade``) hands over because it is not a plain one."""
@@ -133,7 +177,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     # autoclose off: the client's close code is checked and echoed here, as on the
     # direct path. aiohttp refuses a message of exactly max_msg_size bytes; ours is the
     # largest allowed one, hence the + 1 (and _too_big for the inflated case).
-    ws = SharedFrameResponse(
+    ws = LingeringResponse(
         max_msg_size=cfg.max_frame_bytes + 1,
         compress=cfg.compression,
         autoping=False,
@@ -151,7 +195,7 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         # this unwelcomed (docs/protocol.md, close 1011).
         async with asyncio.timeout(cfg.welcome_timeout):
             user, room = await admit(ctx, query)
-            viewer = Viewer(ws, transport, user, room.id, codec, ws.compress or 0)
+            viewer = ws.viewer = Viewer(ws, transport, user, room.id, codec, ws.compress or 0)
             joined = await join(ctx, viewer, room, query)
     except Refused as refused:
         ctx.metrics.handshakes.labels(refused.outcome).inc()
@@ -200,8 +244,9 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
         return ws
     finally:
         ctx.hub.leave(viewer)
-        # aiohttp closes the transport gracefully, which waits for a buffer the peer may
-        # never read: bound that wait.
+        ws.viewer = None  # the viewer refers to ws: a cycle would wait for the collector
+        # Whoever closes the transport (the linger, or aiohttp when no close began) waits
+        # for a buffer the peer may never read, or for its EOF: bound that wait.
         asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
 
 

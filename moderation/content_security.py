@@ -36,14 +36,14 @@ from typing import Any
 import requests
 from wechatpy.exceptions import WeChatClientException
 
-from interact.wechat_client import (
+from interact.floor.breaker import BreakerState, CircuitBreaker, RateBudget
+from interact.floor.wechat_client import (
     DEFAULT_API_BASE,
     TOKEN_ERRORS,
     WeChatApiClient,
     errcode_of,
     normalize_api_base,
 )
-from moderation.breaker import BreakerState, CircuitBreaker, RateBudget
 
 __all__ = ["MAX_CONTENT", "ContentSecurity", "SecStats", "SecVerdict", "Suggest"]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
-from rooms.event_log import check_event, parse_id
+from interact.floor.event_log import check_event, parse_id
 
 MODLOG_MAXLEN = 100_000
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from interact.floor.event_log_memory import MemoryEventLog
 from moderation.moderation_log import MODLOG_MAXLEN
-from rooms.event_log_memory import MemoryEventLog
 
 
 class MemoryModerationLog(MemoryEventLog):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from interact.floor.event_log_redis import RedisEventLog
 from moderation.keys import ModerationKeys
 from moderation.moderation_log import MODLOG_MAXLEN
-from rooms.event_log_redis import RedisEventLog
 
 
 class RedisModerationLog(RedisEventLog):

@@ -16,10 +16,11 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from interact.floor.redis_pipe import command
+from interact.floor.scripts import text
 from moderation.keys import ModerationKeys
 from moderation.mute_store import REFUSALS_CAP, Ban, Mute, check_until, check_window
-from moderation.scripts import register, text
-from rooms.redis_pipe import command
+from moderation.scripts import register
 
 
 def _info(by: str, reason: str, now_ms: int) -> bytes:

@@ -13,6 +13,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from interact.floor.scripts import text
 from moderation.keys import ModerationKeys
 from moderation.rate_limiter import (
     ALLOWED,
@@ -24,7 +25,7 @@ from moderation.rate_limiter import (
     check_limit_settings,
     interval_us,
 )
-from moderation.scripts import register, text
+from moderation.scripts import register
 
 
 def _decision(reply: Sequence[Any]) -> RateDecision:

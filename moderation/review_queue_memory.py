@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
+from interact.floor.event_log import StreamIds, format_id, parse_id
 from moderation.review_queue import REVIEW_MAXLEN, encode_item
-from rooms.event_log import StreamIds, format_id, parse_id
 
 
 class _Queue:

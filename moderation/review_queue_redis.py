@@ -13,10 +13,11 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from interact.floor.event_log import parse_id
+from interact.floor.scripts import text
 from moderation.keys import ModerationKeys
 from moderation.review_queue import REVIEW_MAXLEN, encode_item
-from moderation.scripts import register, text
-from rooms.event_log import parse_id
+from moderation.scripts import register
 
 
 def _item(fields: Mapping[Any, Any]) -> dict[str, Any]:

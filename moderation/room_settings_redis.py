@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from interact.floor.redis_pipe import command
+from interact.floor.scripts import text
 from moderation.keys import ModerationKeys
 from moderation.room_settings import (
     SLOW_MODE_OFF,
@@ -17,8 +19,7 @@ from moderation.room_settings import (
     check_slow_mode,
     window_seconds,
 )
-from moderation.scripts import register, text
-from rooms.redis_pipe import command
+from moderation.scripts import register
 
 _SLOW_FIELDS = ("slow_s", "slow_until", "slow_by")
 

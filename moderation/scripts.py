@@ -1,16 +1,14 @@
-"""Lua scripts of the moderation package: ``moderation/lua/<name>.lua``, via ``rooms.scripts``."""
+"""Lua scripts of the moderation package: ``moderation/lua/<name>.lua``, via the floor's loader."""
 
 from __future__ import annotations
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from rooms import scripts
+from interact.floor import scripts
 
 
 def register(client: Redis, name: str) -> AsyncScript:
     """A callable script; redis-py runs it by EVALSHA and reloads it after a Redis restart."""
     return scripts.register(client, name, package="moderation")
 
-
-text = scripts.text

@@ -20,12 +20,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from interact.errors import BadRequest, Code
+from interact.floor.errors import BadRequest, Code
+from interact.floor.moderation_policy import Action, Verdict
 from moderation.content_security import ContentSecurity
 from moderation.moderation_log import ModerationLog
 from moderation.mute_store import Ban, Mute, MuteStore
 from moderation.normalize import normalize_text
-from moderation.policy import Action, Verdict
 from moderation.rate_limiter import RateLimiter, RateReason
 from moderation.review_queue import ReviewQueue
 from moderation.room_settings import ModerationSettings, SlowMode

@@ -25,10 +25,10 @@ from typing import Any
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 
+from interact.floor.redis_pipe import pipe_of
 from rooms.broker import Handler, Resync
 from rooms.broker_redis import RedisBroker
 from rooms.keys import RoomKeys
-from rooms.redis_pipe import pipe_of
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
-from interact.errors import BadRequest, Code
+from interact.floor.errors import BadRequest, Code
 
 MODES = ("scroll", "top", "bottom")
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from interact.errors import Code, Conflict, NotFound
+from interact.floor.errors import Code, Conflict, NotFound
 from rooms.broker_memory import MemoryBroker
 from rooms.danmaku_log import Appended, History, in_window
 from rooms.models import RoomStatus

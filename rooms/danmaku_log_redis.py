@@ -13,11 +13,11 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from interact.errors import Code, Conflict, NotFound
+from interact.floor.errors import Code, Conflict, NotFound
+from interact.floor.redis_pipe import is_cluster
+from interact.floor.scripts import register
 from rooms.danmaku_log import Appended, History, in_window
 from rooms.keys import RoomKeys
-from rooms.redis_pipe import is_cluster
-from rooms.scripts import register
 
 # The script writes these two itself; a body carrying them would give duplicate keys.
 _RESERVED = ("t", "seq")
@@ -28,8 +28,8 @@ class RedisDanmakuLog:
         self._client = client
         self._keys = keys
         self._size = history_size
-        self._append = register(client, "append")
-        self._history = register(client, "history")
+        self._append = register(client, "append", "rooms")
+        self._history = register(client, "history", "rooms")
         # A cluster's subscribers listen with SSUBSCRIBE (rooms.broker_redis_cluster).
         self._publish = (b"SPUBLISH",) if is_cluster(client) else ()
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from interact.floor.scripts import register
 from rooms.keys import RoomKeys
-from rooms.scripts import register
 
 
 class RedisPresence:
     def __init__(self, client: Redis, keys: RoomKeys) -> None:
         self._keys = keys
-        self._report = register(client, "online")
-        self._total = register(client, "online_total")
+        self._report = register(client, "online", "rooms")
+        self._total = register(client, "online_total", "rooms")
 
     async def report(self, room_id: str, node: str, count: int, ttl_ms: int) -> int:
         key = self._keys.online(room_id)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from interact.errors import Code, Conflict
+from interact.floor.errors import Code, Conflict
 from rooms.models import Room, RoomStatus
 
 

@@ -13,7 +13,7 @@ import heapq
 import time
 from collections.abc import Callable
 
-from interact.errors import Conflict, NotFound
+from interact.floor.errors import Conflict, NotFound
 from rooms.lifecycle import TRANSITIONS
 from rooms.models import Room, RoomStatus
 from rooms.room_store import quota_exceeded

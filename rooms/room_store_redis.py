@@ -21,12 +21,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from interact.errors import Conflict, NotFound
+from interact.floor.errors import Conflict, NotFound
+from interact.floor.scripts import register
 from rooms.keys import RoomKeys
 from rooms.lifecycle import TRANSITIONS
 from rooms.models import Room, RoomStatus
 from rooms.room_store import quota_exceeded
-from rooms.scripts import register
 
 # Index entries fetched per round trip while filtering a listing by status.
 _PAGE = 200
@@ -57,10 +57,10 @@ class RedisRoomStore:
     def __init__(self, client: Redis, keys: RoomKeys) -> None:
         self._client = client
         self._keys = keys
-        self._create = register(client, "create_room")
-        self._transition = register(client, "transition")
-        self._admit = register(client, "anchor_admit")
-        self._mark = register(client, "anchor_mark")
+        self._create = register(client, "create_room", "rooms")
+        self._transition = register(client, "transition", "rooms")
+        self._admit = register(client, "anchor_admit", "rooms")
+        self._mark = register(client, "anchor_mark", "rooms")
 
     async def create(self, room: Room, *, quota: int = 0, unstarted_ttl_ms: int = 0) -> None:
         ttl = unstarted_ttl_ms if room.status is RoomStatus.SCHEDULED else 0

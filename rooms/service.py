@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from interact.errors import BadRequest, Code, Conflict, InteractError, NotFound
-from moderation.policy import Action, AllowAll, ModerationPolicy
+from interact.floor.errors import BadRequest, Code, Conflict, InteractError, NotFound
+from interact.floor.moderation_policy import Action, AllowAll, ModerationPolicy
 from rooms.broker import Broker
 from rooms.danmaku import validate_comment
 from rooms.danmaku_log import Appended, DanmakuLog

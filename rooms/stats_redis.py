@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from interact.floor.scripts import register
 from rooms.keys import RoomKeys
-from rooms.scripts import register
 
 
 class RedisRoomStats:
     def __init__(self, client: Redis, keys: RoomKeys) -> None:
         self._client = client
         self._keys = keys
-        self._peak = register(client, "peak")
-        self._read = register(client, "stats")
-        self._count = register(client, "count")
+        self._peak = register(client, "peak", "rooms")
+        self._read = register(client, "stats", "rooms")
+        self._count = register(client, "count", "rooms")
 
     async def joined(self, room_id: str, uids: list[str]) -> None:
         # One script over the pipe (joins and every comment pay it): both keys share the

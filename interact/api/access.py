@@ -6,7 +6,7 @@ from aiohttp import web
 
 from commerce.ids import room_of
 from interact.api.common import caller, ctx
-from interact.errors import Conflict, Forbidden, NotFound
+from interact.floor.errors import Conflict, Forbidden, NotFound
 from interact.tokens import Role, User
 from rooms.models import Room, RoomStatus
 

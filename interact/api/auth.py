@@ -8,7 +8,7 @@ from aiohttp import web
 
 from interact import tokens
 from interact.api.common import body, ctx, field_str, json_response
-from interact.errors import BadRequest, Forbidden, Unavailable
+from interact.floor.errors import BadRequest, Forbidden, Unavailable
 from interact.identity import NICK_MAX_LEN, UID_MAX_LEN, UID_RULE, nick_problem, valid_uid
 from interact.tokens import Role, User
 

@@ -7,7 +7,7 @@ from aiohttp import web
 from commerce.service import lottery_body, packet_body
 from interact.api.access import not_banned, staff_of, staff_room
 from interact.api.common import body, caller, ctx, json_response, query_int
-from interact.errors import BadRequest
+from interact.floor.errors import BadRequest
 
 routes = web.RouteTableDef()
 

@@ -10,8 +10,8 @@ from aiohttp import web
 
 from interact import tokens
 from interact.context import Context
-from interact.errors import BadRequest, Forbidden, Unauthorized
-from interact.numbers import ascii_int
+from interact.floor.errors import BadRequest, Forbidden, Unauthorized
+from interact.floor.numbers import ascii_int
 from interact.tokens import Role, User
 
 MAX_BODY_BYTES = 64 * 1024

@@ -9,7 +9,7 @@ from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
 from interact.api.common import json_response
-from interact.errors import Code, InteractError
+from interact.floor.errors import Code, InteractError
 
 log = logging.getLogger("interact.api")
 

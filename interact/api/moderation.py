@@ -17,7 +17,7 @@ from interact.api.common import (
     json_response,
     query_int,
 )
-from interact.errors import BadRequest, Conflict, NotFound
+from interact.floor.errors import BadRequest, Conflict, NotFound
 from interact.moderation_setup import parse_word_list, word_list_json
 from interact.tokens import Role
 

@@ -7,7 +7,7 @@ from aiohttp import web
 from commerce.orders import NotifyAnswer, order_body, sale_body
 from interact.api.access import not_banned, staff_of, staff_room
 from interact.api.common import body, caller, ctx, json_response, query_int
-from interact.errors import BadRequest, Forbidden, InteractError
+from interact.floor.errors import BadRequest, Forbidden, InteractError
 from interact.tokens import Role
 
 routes = web.RouteTableDef()

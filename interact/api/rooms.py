@@ -13,9 +13,9 @@ from interact.api.common import (
     json_response,
     query_int,
 )
-from interact.errors import BadRequest, Forbidden
+from interact.floor.errors import BadRequest, Forbidden
+from interact.floor.numbers import ascii_int
 from interact.identity import UID_RULE, valid_uid
-from interact.numbers import ascii_int
 from interact.tokens import Role
 from rooms.lifecycle import TRANSITIONS
 from rooms.models import RoomStatus

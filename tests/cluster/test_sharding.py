@@ -14,10 +14,10 @@ import redis
 from redis.crc import key_slot
 
 from interact.engine import Engine, redis_engine
+from interact.floor.redis_pipe import RedisPipe
 from rooms.broker import CONTROL_ROOM
 from rooms.keys import RoomKeys
 from rooms.models import Room, RoomStatus
-from rooms.redis_pipe import RedisPipe
 from tests.conftest import Eventually
 from tests.redis_server import RedisCluster, start_redis_cluster, stop_redis_cluster
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from interact.engine import Engine
-from interact.errors import Code, Conflict, NotFound
+from interact.floor.errors import Code, Conflict, NotFound
 from rooms.models import Room, RoomStatus
 from tests.contract.conftest import HISTORY_SIZE
 

@@ -32,7 +32,7 @@ from commerce.models import (
     Prize,
     PrizeKind,
 )
-from interact.errors import Code, Conflict
+from interact.floor.errors import Code, Conflict
 from tests.contract.conftest import NewClient
 
 T0 = 1_700_000_000_000

@@ -32,7 +32,7 @@ from commerce.redpacket_store import RedPacketStore
 from commerce.redpacket_store_memory import MemoryRedPacketStore
 from commerce.redpacket_store_redis import RedisRedPacketStore
 from commerce.split import split_equal, split_random
-from interact.errors import Code, Conflict
+from interact.floor.errors import Code, Conflict
 from tests.contract.conftest import NewClient
 
 T0 = 1_700_000_000_000

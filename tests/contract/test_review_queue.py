@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from interact.floor.event_log import parse_id
 from moderation.keys import ModerationKeys
 from moderation.review_queue import REVIEW_MAXLEN, ReviewQueue
 from moderation.review_queue_memory import MemoryReviewQueue
 from moderation.review_queue_redis import RedisReviewQueue
-from rooms.event_log import parse_id
 from tests.contract.conftest import NewClient
 
 MakeQueue = Callable[..., ReviewQueue]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from interact.engine import Engine
-from interact.errors import Code, Conflict, NotFound
+from interact.floor.errors import Code, Conflict, NotFound
 from rooms.keys import RoomKeys
 from rooms.lifecycle import TRANSITIONS
 from rooms.models import Room, RoomStatus

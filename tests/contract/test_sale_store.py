@@ -32,7 +32,7 @@ from commerce.sale_models import (
 from commerce.sale_store import SaleStore
 from commerce.sale_store_memory import MemorySaleStore
 from commerce.sale_store_redis import RedisSaleStore
-from interact.errors import Code, Conflict
+from interact.floor.errors import Code, Conflict
 from tests.contract.conftest import NewClient
 
 T0 = 1_700_000_000_000

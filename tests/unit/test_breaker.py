@@ -13,7 +13,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from moderation.breaker import BreakerState, CircuitBreaker, RateBudget
+from interact.floor.breaker import BreakerState, CircuitBreaker, RateBudget
 
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 

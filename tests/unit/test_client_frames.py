@@ -15,11 +15,13 @@ from interact.client_frames import (
     OP_CLOSE,
     OP_CONTINUATION,
     OP_PING,
+    OP_PONG,
     OP_TEXT,
     ClientFrames,
     WsClose,
     close_frame,
     close_payload,
+    control_frame,
     fragment_cap,
     unmask,
 )
@@ -338,3 +340,141 @@ def test_an_exact_size_deflated_message_whose_last_fragment_only_flushes_is_acce
     reader = ClientFrames(125, deflate=True)
     assert reader.feed(wire) == [(OP_TEXT, payload)]
     assert reader.error is None
+
+
+# -- found by mutation testing (docs/testing.md) ---------------------------------------
+
+# The reason goes out in the close frame the server answers with.
+REASONS = {
+    "unmasked": "client frames must be masked",
+    "rsv1 without deflate": "reserved bits without an extension",
+    "rsv2": "reserved bits without an extension",
+    "rsv1 on a continuation": "reserved bits on a continuation",
+    "continuation without a message": "continuation without a message",
+    "message inside a message": "a new message inside a fragmented one",
+    "control frame over 125": "bad control frame",
+    "fragmented control frame": "bad control frame",
+    "unknown opcode": "unknown opcode 3",
+    "top bit of a 64-bit length": "64-bit length with its top bit set",
+    "bad deflate data": "bad deflate data",
+    "text not UTF-8": "text is not UTF-8",
+    "first fragment not UTF-8": "text is not UTF-8",
+    "text ends inside a character": "text is not UTF-8",
+    "deflated text not UTF-8": "text is not UTF-8",
+    "frame over the limit": "message too big",
+    "message over the limit": "message too big",
+    "inflates over the limit": "message too big",
+    "too many fragments": "message in too many fragments",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "code", "deflate"), VIOLATIONS, ids=[v[0] for v in VIOLATIONS]
+)
+def test_each_violation_names_its_reason(name: str, bad: bytes, code: int, deflate: bool) -> None:
+    reader = ClientFrames(100, deflate=deflate)
+    reader.feed(bad)
+    assert reader.error is not None
+    assert (reader.error.code, reader.error.reason) == (code, REASONS[name])
+    assert str(reader.error) == f"{code} {REASONS[name]}"
+
+
+@pytest.mark.parametrize("n", [1, 3, 125])
+def test_an_unmasked_frame_of_any_length_is_refused(n: int) -> None:
+    # Odd lengths too: the mask bit is 0x80 of the second byte, the length its low bits.
+    for op in (OP_TEXT, OP_BINARY):
+        reader = ClientFrames(1000)
+        assert reader.feed(client_frame(op, b"x" * n, masked=False)) == []
+        assert reader.error is not None and reader.error.code == 1002
+
+
+def test_close_codes_at_the_edges_of_their_ranges() -> None:
+    good = [1000, 1001, 1003, 1007, 1011, 1014, 3000, 3999, 4000, 4999]
+    bad = [0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535]
+    for code in good:
+        assert close_payload(code.to_bytes(2, "big")) == code
+    for code in bad:
+        with pytest.raises(WsClose) as info:
+            close_payload(code.to_bytes(2, "big"))
+        assert (info.value.code, info.value.reason) == (1002, "bad close code")
+    with pytest.raises(WsClose) as info:
+        close_payload(b"\x03")
+    assert (info.value.code, info.value.reason) == (1002, "bad close frame")
+    with pytest.raises(WsClose) as info:
+        close_payload((1000).to_bytes(2, "big") + b"\xff")
+    assert (info.value.code, info.value.reason) == (1007, "close reason is not UTF-8")
+
+
+def test_server_control_frames_carry_at_most_125_bytes() -> None:
+    assert close_frame(1000, b"r" * 200) == b"\x88\x7d\x03\xe8" + b"r" * 123
+    assert control_frame(OP_PONG, b"p" * 200) == b"\x8a\x7d" + b"p" * 125
+    assert control_frame(OP_PING, b"hi") == b"\x89\x02hi"
+
+
+def test_a_control_frame_of_exactly_125_bytes_is_accepted() -> None:
+    wire = client_frame(OP_PING, b"x" * 125)
+    assert ClientFrames(10).feed(wire) == [(OP_PING, b"x" * 125)]
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        client_frame(OP_CLOSE, b"\x03\xe8" + b"x" * 124),
+        client_frame(OP_CLOSE, b"\x03\xe8", fin=False),
+        client_frame(OP_CLOSE, b"\x03\xe8", rsv=0x40),
+    ],
+)
+def test_a_close_frame_is_held_to_the_control_frame_rules(wire: bytes) -> None:
+    reader = ClientFrames(1000, deflate=True)
+    assert reader.feed(wire) == []
+    assert reader.error is not None
+    assert (reader.error.code, reader.error.reason) == (1002, "bad control frame")
+
+
+def test_a_close_between_fragments_leaves_the_message_alone() -> None:
+    wire = (
+        client_frame(OP_TEXT, b"ab", fin=False)
+        + client_frame(OP_CLOSE, b"\x03\xe8")
+        + client_frame(OP_CONTINUATION, b"cd")
+    )
+    assert ClientFrames(100).feed(wire) == [(OP_CLOSE, b"\x03\xe8"), (OP_TEXT, b"abcd")]
+
+
+def test_fragmented_messages_one_after_another() -> None:
+    reader = ClientFrames(100)
+    for text in (b"first", b"second"):
+        wire = client_frame(OP_TEXT, text[:2], fin=False) + client_frame(0, text[2:])
+        assert reader.feed(wire) == [(OP_TEXT, text)]
+        assert reader.held == 0
+
+
+def test_a_deflated_binary_message_is_not_read_as_text() -> None:
+    reader = ClientFrames(100, deflate=True)
+    wire = client_frame(OP_BINARY, compressed(b"\xff\xfe"), rsv=0x40)
+    assert reader.feed(wire) == [(OP_BINARY, b"\xff\xfe")]
+
+
+def test_a_too_big_16_bit_length_is_refused_from_its_four_header_bytes() -> None:
+    reader = ClientFrames(100)
+    assert reader.feed(bytes((0x82, 0x80 | 126)) + (200).to_bytes(2, "big")) == []
+    assert reader.error is not None and reader.error.code == 1009
+
+
+def test_fragment_cap_values() -> None:
+    assert fragment_cap(4096) == 128  # the default limit (docstring)
+    assert fragment_cap(20_000_000) == 312_564  # Autobahn 9.3.x passes with it
+    assert fragment_cap(0) == 64
+
+
+def test_a_deflate_bomb_is_never_inflated_past_the_limit() -> None:
+    # Inflating is bounded by the room left: 10 MB of zeros must not be held to be refused.
+    wire = client_frame(OP_BINARY, compressed(b"\0" * 10_000_000), rsv=0x40)
+    reader = ClientFrames(1_000, deflate=True)
+    tracemalloc.start()
+    try:
+        reader.feed(wire)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert reader.error is not None and reader.error.code == 1009
+    assert peak < 1_000_000

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from moderation.breaker import BreakerState
+from interact.floor.breaker import BreakerState
 from moderation.content_security import (
     MAX_CONTENT,
     ContentSecurity,

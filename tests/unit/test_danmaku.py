@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from interact.errors import BadRequest, Code
+from interact.floor.errors import BadRequest, Code
 from rooms.danmaku import COLORS, DEFAULT_COLOR, MODES, Comment, validate_comment
 
 MAX = 40

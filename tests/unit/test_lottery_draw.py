@@ -416,3 +416,104 @@ def test_verify_exclude_first_draw() -> None:
     # Without the exclude-first rule, the plain draw disagrees with what was published.
     plain = verify(**args)
     assert status(plain.checks, "winners") is Status.FAIL
+
+
+# --- the report `interact verify-lottery` prints, line for line ----------------------------
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_verify_lines_of_an_honest_draw() -> None:
+    report = verify(**published(SECRET, ["alice", "bob", "carol"], 2))
+    assert report.lines() == [
+        "PASS  secret: 32 bytes",
+        f"PASS  commit: sha256(secret) = {_sha(SECRET)}",
+        "PASS  entries_sha256: the entry list (3 distinct uids) hashes to "
+        + _sha(b"alice\nbob\ncarol"),
+        "PASS  winners: 2 winners match the draw",
+    ]
+
+
+def test_verify_lines_without_the_optional_parts() -> None:
+    report = verify(_sha(SECRET), SECRET.hex(), LOTTERY, ["alice", "bob", "carol"], 2)
+    assert report.lines()[2:] == [
+        "SKIP  entries_sha256: no published entries_sha256 given",
+        "SKIP  winners: no published winners given",
+    ]
+
+
+def test_verify_lines_without_a_usable_secret() -> None:
+    args = published(SECRET, ["alice", "bob"], 1)
+    args["secret_hex"] = ""
+    report = verify(**args)
+    assert report.lines() == [
+        "FAIL  secret: secret must be 64 hex digits (32 bytes), got 0 characters",
+        "SKIP  commit: not checked: no usable secret",
+        "PASS  entries_sha256: the entry list (2 distinct uids) hashes to " + _sha(b"alice\nbob"),
+        "SKIP  winners: not checked: no usable secret",
+    ]
+    assert report.winners == []
+
+
+def test_verify_line_for_a_malformed_published_hash() -> None:
+    args = published(SECRET, ["alice"], 1)
+    args["entries_sha256"] = "xyz"
+    report = verify(**args)
+    assert report.checks[2] == Check(
+        "entries_sha256", Status.FAIL, "published entries_sha256 is not 64 hex digits: 'xyz'"
+    )
+
+
+def test_verify_lines_of_an_exclude_first_draw() -> None:
+    entrants = ["alice", "bob", "carol"]
+    args = published(SECRET, entrants, 2, exclude_first={"bob"})
+    report = verify(**args, prior_winners=["bob", "dave"], prior_winners_sha256=_sha(b"bob"))
+    assert report.lines()[3] == (
+        f"PASS  prior_winners_sha256: the prior winners who entered (1) hashes to {_sha(b'bob')}"
+    )
+    missing = verify(**args, prior_winners_sha256=_sha(b"bob"))
+    assert missing.lines()[-1] == (
+        "FAIL  prior_winners_sha256: the proof records an exclude-first draw but no "
+        "prior-winner list was given, so the winners cannot be recomputed"
+    )
+    assert missing.winners == []
+
+
+@pytest.mark.parametrize(
+    ("lottery_id", "entrants", "message_"),
+    [
+        ("", ["alice"], "lottery_id must be a non-empty string"),
+        (LOTTERY, [7], "entrant uid must be a string, not int"),
+    ],
+)
+def test_verify_line_for_bad_inputs(lottery_id: str, entrants: list[Any], message_: str) -> None:
+    report = verify(_sha(SECRET), SECRET.hex(), lottery_id, entrants, 1)
+    assert report.checks[-1] == Check("inputs", Status.FAIL, message_)
+    assert report.winners == []
+
+
+def test_verify_winners_line_says_whether_the_order_differs() -> None:
+    args = published(SECRET, ["alice", "bob", "carol"], 2)  # the draw: bob, carol
+    assert message(verify(**args).checks, "winners") == "2 winners match the draw"
+    args["expected_winners"] = ["carol", "bob"]
+    assert message(verify(**args).checks, "winners") == (
+        "2 winners match the draw (published in a different order)"
+    )
+
+
+def test_verify_fails_a_published_list_short_of_a_winner() -> None:
+    # Nothing published that did not win, but a winner left out: still a mismatch.
+    args = published(SECRET, ["alice", "bob", "carol"], 2)
+    args["expected_winners"] = ["bob"]
+    report = verify(**args)
+    assert status(report.checks, "winners") is Status.FAIL
+    assert "should have won but not published ['carol']" in message(report.checks, "winners")
+
+
+def test_verify_names_only_the_repeated_winners() -> None:
+    args = published(SECRET, ["alice", "bob", "carol"], 3)
+    args["expected_winners"] = ["bob", "bob", "carol"]
+    report = verify(**args)
+    assert message(report.checks, "winners") == "published winners repeat ['bob']"

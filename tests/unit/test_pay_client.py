@@ -34,7 +34,7 @@ from commerce.wechatpay import (
     time_expire,
     verify_signature,
 )
-from moderation.breaker import BreakerState, CircuitBreaker
+from interact.floor.breaker import BreakerState, CircuitBreaker
 from tests.fakes.wechatpay import FakeWeChatPay, Tamper
 
 JSAPI = "/v3/pay/transactions/jsapi"

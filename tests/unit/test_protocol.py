@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from interact.errors import Code
+from interact.floor.errors import Code
 from interact.protocol import (
     MAX_ID_LEN,
     MAX_LIKES_PER_FRAME,

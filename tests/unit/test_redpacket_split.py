@@ -19,7 +19,7 @@ from commerce.split import (
     split_random,
     validate_packet,
 )
-from interact.errors import BadRequest, Code
+from interact.floor.errors import BadRequest, Code
 
 
 @st.composite
@@ -179,14 +179,36 @@ def test_split_error_is_a_value_error_and_a_bad_request() -> None:
     assert info.value.message == "total_fen must be at least 1"
 
 
+@pytest.mark.parametrize(
+    ("total", "count", "message"),
+    [
+        (1.5, 1, "total_fen must be an integer, not float"),
+        (100, "3", "count must be an integer, not str"),
+        (0, 1, "total_fen must be at least 1"),
+        (100, 0, "count must be at least 1"),
+        (MAX_TOTAL_FEN, MAX_COUNT + 1, f"count must be at most {MAX_COUNT}"),
+        (MAX_TOTAL_FEN + 1, 1, f"total_fen must be at most {MAX_TOTAL_FEN}"),
+        (2, 3, "total_fen 2 cannot give 3 shares at least 1 fen each"),
+    ],
+)
+def test_refusal_messages_name_the_field_and_the_limit(
+    total: Any, count: Any, message: str
+) -> None:
+    # The message is the 400 body's ``error.message``: the client's only hint what to fix.
+    with pytest.raises(SplitError) as info:
+        validate_packet(total, count)
+    assert info.value.message == message
+
+
 def test_limits_are_configurable() -> None:
     validate_packet(500, 50, max_total_fen=500, max_count=50)
     with pytest.raises(SplitError) as info:
         split_equal(501, 50, max_total_fen=500, max_count=50)
     assert info.value.reason is SplitReason.TOTAL_TOO_LARGE
-    with pytest.raises(SplitError) as info:
-        split_random(500, 51, max_total_fen=500, max_count=50)
-    assert info.value.reason is SplitReason.COUNT_TOO_LARGE
+    for split in (split_random, split_equal):
+        with pytest.raises(SplitError) as info:
+            split(500, 51, max_total_fen=500, max_count=50)
+        assert info.value.reason is SplitReason.COUNT_TOO_LARGE
     assert sum(split_random(10**9, 3, max_total_fen=10**9)) == 10**9
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from interact.engine import memory_engine
-from interact.errors import Code, InteractError
-from moderation.policy import Action, Verdict
+from interact.floor.errors import Code, InteractError
+from interact.floor.moderation_policy import Action, Verdict
 from rooms.danmaku_log import Appended
 from rooms.service import Author, Held, RoomService
 

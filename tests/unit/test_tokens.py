@@ -10,7 +10,8 @@ from typing import Any
 import jwt
 import pytest
 
-from interact.errors import Code, Unauthorized
+from interact import tokens
+from interact.floor.errors import Code, Unauthorized
 from interact.tokens import Role, User, issue, verify
 
 SECRET = "k" * 64 + "-test-signing-key"  # long enough for HS512 too
@@ -139,3 +140,54 @@ def test_the_cache_tells_secrets_apart_however_long() -> None:
     assert verify(long_a, token).uid == "u-long"
     with pytest.raises(Unauthorized):
         verify(long_b, token)
+
+
+# --- found by mutation testing (docs/testing.md) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sub", "nick"),
+    [("bad uid", "ok"), ("bad\nuid", None), ("u1", "\u202eevil"), ("u1", " padded ")],
+)
+def test_a_signed_token_breaking_the_identity_rules_is_refused(sub: str, nick: Any) -> None:
+    # Signed with the right secret: the uid or the nick alone is enough to refuse it.
+    assert_unauthorized(jwt.encode(claims(sub=sub, nick=nick), SECRET, algorithm="HS256"))
+
+
+def test_an_empty_nick_claim_is_an_empty_nick() -> None:
+    token = jwt.encode(claims(nick=""), SECRET, algorithm="HS256")
+    assert verify(SECRET, token) == User(uid="u1", nick="", role=Role.VIEWER)
+
+
+def test_issue_refuses_what_verify_would_refuse() -> None:
+    with pytest.raises(ValueError, match=r"^uid must be 1-64 letters, digits or _\.:@-$"):
+        issue(SECRET, User("bad uid", "ok", Role.VIEWER), ttl=60)
+    with pytest.raises(ValueError, match=r"^nick must not start or end with spaces$"):
+        issue(SECRET, User("u1", " padded", Role.VIEWER), ttl=60)
+    # No nick at all is fine: the token carries an empty one.
+    assert verify(SECRET, issue(SECRET, User("u1", "", Role.VIEWER), ttl=60)).nick == ""
+
+
+def test_a_verified_token_is_not_decoded_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The cache is why a viewer's every request does not pay for HMAC and JSON again.
+    decoded: list[str] = []
+    real = tokens._decode
+
+    def counting(secret: str, token: str) -> tuple[User, int]:
+        decoded.append(token)
+        return real(secret, token)
+
+    monkeypatch.setattr(tokens, "_decode", counting)
+    token = issue(SECRET, User("cached-once", "c", Role.VIEWER), ttl=600)
+    assert verify(SECRET, token).uid == "cached-once"
+    assert verify(SECRET, token).uid == "cached-once"
+    assert decoded == [token]
+
+
+def test_the_cache_stays_within_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "_VERIFIED_MAX", 2)
+    monkeypatch.setattr(tokens, "_VERIFIED", {})
+    for i in range(5):
+        user = User(f"bound-{i}", "b", Role.VIEWER)
+        assert verify(SECRET, issue(SECRET, user, ttl=600)) == user
+        assert len(tokens._VERIFIED) <= 2

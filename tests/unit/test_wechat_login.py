@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from interact.errors import (
+from interact.floor.errors import (
     BadRequest,
     Code,
     Forbidden,

@@ -572,3 +572,119 @@ def test_check_never_raises(default: WordFilter, text: str) -> None:
     assert result.clean == (result.hits == ())
     for h in result.hits:
         assert 0 <= h.start < h.end <= len(text)
+
+
+# --- found by mutation testing (docs/testing.md) ---------------------------------------
+
+
+def test_every_problem_is_named_exactly_with_its_position() -> None:
+    bad: list[object] = [
+        Rule("", REJECT, "c"),
+        ("x",),
+        Rule("加微信", "ban", "c"),  # type: ignore[arg-type]
+        Rule("刷单", REJECT, ""),
+    ]
+    with pytest.raises(WordListError) as info:
+        WordFilter.build(bad, ["", "ok word", "  "], patterns=[1])  # type: ignore[list-item]
+    assert info.value.problems == (
+        "rule 1 (''): word is empty",
+        "rule 2: not a Rule (tuple)",
+        "rule 3 ('加微信'): unknown action 'ban' (one of mask, review, reject)",
+        "rule 4 ('刷单'): category must be a non-empty string, not ''",
+        "allowed word 1: word is empty",
+        "allowed word 3: word is empty",
+        "patterns must all be Pattern objects",
+    )
+
+
+def test_every_contradiction_is_reported() -> None:
+    with pytest.raises(WordListError) as info:
+        WordFilter.build(
+            [Rule("wx", REJECT, "c"), Rule("vx", MASK, "c")], ["ＷＸ", "V X"], patterns=()
+        )
+    assert info.value.problems == (
+        "allowed word 'ＷＸ' is also blocked as 'wx' (reject)",
+        "allowed word 'V X' is also blocked as 'vx' (mask)",
+    )
+
+
+def test_allowed_words_are_kept_as_given() -> None:
+    wf = WordFilter.build([Rule("微信", REJECT, "c")], ["微信 支付", "公众号"], patterns=())
+    assert wf.allow == ("微信 支付", "公众号")
+
+
+def test_an_action_given_as_a_string_keeps_the_rule_category() -> None:
+    wf = WordFilter.build([Rule("加微信", "review", "contact")], patterns=())  # type: ignore[arg-type]
+    assert wf.rules == (Rule("加微信", REVIEW, "contact"),)
+
+
+def test_a_length_limit_of_one_is_allowed() -> None:
+    wf = WordFilter.build([], patterns=(), max_len=1)
+    assert wf.max_len == 1 and wf.check("ab").too_long
+
+
+def test_files_and_updates_keep_their_patterns_and_length_limit(tmp_path: Path) -> None:
+    path = tmp_path / "words.txt"
+    path.write_text("刷单\treject\tfraud\n")
+    pattern = Pattern("order", "order[0-9]{4}", REVIEW, "x", DIGIT)
+    wf = WordFilter.from_file(path, patterns=[pattern], max_len=40)
+    assert wf.max_len == 40
+    assert wf.check("order 1234").action is REVIEW
+    assert WordFilter.from_file(path, patterns=()).check("13800138000").clean
+    updated = wf.with_changes(add=[Rule("加微信", REJECT, "c")])
+    assert updated.max_len == 40
+    assert updated.check("order 1234").action is REVIEW
+    assert default_filter(max_len=12).max_len == 12
+
+
+def test_an_update_with_a_non_rule_is_refused_as_a_list_error(wf: WordFilter) -> None:
+    with pytest.raises(WordListError) as info:
+        wf.with_changes(add=["加微信"])  # type: ignore[list-item]
+    assert info.value.problems == (f"rule {len(wf) + 1}: not a Rule (str)",)
+
+
+def test_a_forward_match_counts_in_text_with_a_bidi_override(wf: WordFilter) -> None:
+    # Checked backwards too, but what reads forwards is still found.
+    text = "加微信\u202e好"
+    assert spans(wf.check(text), text) == [("加微信", "加微信")]
+
+
+def test_a_pattern_is_scanned_only_when_its_hint_is_there() -> None:
+    # The hint is trusted: a pattern that could match without it is never run.
+    pattern = Pattern("order", "order[a-z]{4}", REVIEW, "x", DIGIT)
+    wf = WordFilter.build([], patterns=[pattern])
+    assert wf.check("orderabcd").clean
+    assert wf.check("orderabcd 1").action is REVIEW
+
+
+def test_a_match_at_the_end_of_text_beyond_the_bmp() -> None:
+    wf = WordFilter.build([Rule("加微信", REJECT, "c")], patterns=())
+    text = "𠀀加微信"
+    assert spans(wf.check(text), text) == [("加微信", "加微信")]
+
+
+def test_a_straddling_match_does_not_hide_a_later_one() -> None:
+    # "加微" is 52a0 5fae in UTF-16-BE, so the word "ꁟ" (a05f) also occurs across them.
+    wf = WordFilter.build([Rule("ꁟ", REJECT, "c")], patterns=())
+    assert spans(wf.check("加微ꁟ"), "加微ꁟ") == [("ꁟ", "ꁟ")]
+    text = "𠀀加微ꁟ"  # beyond the BMP: the matches go through the code unit map
+    assert spans(wf.check(text), text) == [("ꁟ", "ꁟ")]
+
+
+def test_allowed_spans_are_mapped_beyond_the_bmp() -> None:
+    wf = WordFilter.build([Rule("微信", REJECT, "c")], ["微信公众号"], patterns=())
+    assert wf.check("𠀀微信公众号").clean
+    assert wf.check("𠀀微信").action is REJECT
+
+
+def test_text_inside_the_bmp_needs_no_code_unit_map() -> None:
+    # The map is built only for text beyond the BMP: every comment pays for this check.
+    from moderation.wordfilter import _encode_text
+
+    assert _encode_text("加微信") == ("R\xa0_\xaeO\xe1", None)
+    assert _encode_text("𠀀加") == ("\xd8@\xdc\x00R\xa0", [0, 0, 1, 2])
+
+
+def test_mask_names_the_span_it_refuses() -> None:
+    with pytest.raises(ValueError, match=r"^span \[2, 4\) outside text of length 3$"):
+        mask("abc", [(2, 4)])

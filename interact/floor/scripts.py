@@ -1,4 +1,4 @@
-"""Lua scripts of the rooms package: read from ``rooms/lua`` and registered per client."""
+"""Lua scripts of a package: read from ``<package>/lua`` and registered per client."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ from importlib import resources
 
 from redis.commands.core import AsyncScript
 
-from rooms.redis_pipe import AnyRedis, FastScript, pipe_of
+from interact.floor.redis_pipe import AnyRedis, FastScript, pipe_of
 
 
 @cache
-def source(name: str, package: str = "rooms") -> str:
+def source(name: str, package: str) -> str:
     """The text of ``<package>/lua/<name>.lua`` (read once per process)."""
     return resources.files(package).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
 
 
-def register(client: AnyRedis, name: str, package: str = "rooms") -> AsyncScript | FastScript:
+def register(client: AnyRedis, name: str, package: str) -> AsyncScript | FastScript:
     """A callable script run by EVALSHA and reloaded after a Redis restart: over the
     client's pipe when the engine attached one (the hot path), else through redis-py."""
     pipe = pipe_of(client)

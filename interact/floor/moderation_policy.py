@@ -4,6 +4,9 @@ A policy sees a comment before it is logged and answers with a ``Verdict``: acce
 as is, accept it with new text (masked), hold it for review (only its sender sees it),
 or refuse it with a wire error code. After a comment is logged the policy hears of it
 again (``after_comment``) for checks that run in flight, off the sender's path.
+
+It lives on the floor because both sides need it and neither may import the other:
+``rooms.service`` calls the hook, ``moderation.service`` implements it.
 """
 
 from __future__ import annotations

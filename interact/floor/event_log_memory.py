@@ -1,4 +1,4 @@
-"""In-process event log (see ``rooms.event_log``): a bounded deque per room, trimmed
+"""In-process event log (see ``interact.floor.event_log``): a bounded deque per room, trimmed
 exactly at ``maxlen``."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 
-from rooms.event_log import StreamIds, check_event, format_id, parse_id
+from interact.floor.event_log import StreamIds, check_event, format_id, parse_id
 
 
 class _Stream:

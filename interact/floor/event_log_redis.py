@@ -1,4 +1,4 @@
-"""Redis event log (see ``rooms.event_log``): one stream per room.
+"""Redis event log (see ``interact.floor.event_log``): one stream per room.
 
 ``XADD … MAXLEN ~`` trims whole stream nodes, which keeps appends O(1); stores that log
 from inside their Lua scripts append to the same stream with the same cap.
@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping
 
 from redis.asyncio import Redis
 
-from rooms.event_log import check_event, parse_id
-from rooms.scripts import text as _text
+from interact.floor.event_log import check_event, parse_id
+from interact.floor.scripts import text as _text
 
 
 class RedisEventLog:
