@@ -34,7 +34,9 @@ def refusal(http11: bool, headers: Mapping[str, str]) -> tuple[int, str] | None:
     """
     if headers.get("upgrade", "").strip().lower() != "websocket":
         return 400, 'not a WebSocket upgrade: "Upgrade: websocket" is required'
-    if "upgrade" not in header_tokens(headers.get("connection", "")):
+    connection = headers.get("connection", "")
+    # "Upgrade" alone is the usual value: no list of tokens built for it.
+    if connection.lower() != "upgrade" and "upgrade" not in header_tokens(connection):
         return 400, 'not a WebSocket upgrade: "Connection: Upgrade" is required'
     if not http11:
         return 400, "a WebSocket upgrade needs HTTP/1.1"

@@ -158,11 +158,13 @@ def _plain_upgrade(head: bytes) -> tuple[str, bytes, str | None] | None:
     Plain: what ``interact.handshake.refusal`` lets through, in the usual shape. Anything
     else is aiohttp's to answer — the same refusal, through ``SharedFrameResponse``.
     """
-    crlf = head.count(b"\r\n")
-    if head.count(b"\r") != crlf or head.count(b"\n") != crlf:
-        return None  # a bare CR or LF: aiohttp's 400
     text = head.decode("latin-1")
     request_line, _, rest = text.partition("\r\n")
+    # A bare CR or LF (aiohttp's 400) is left inside a line once the head is split on
+    # CRLF: looked for line by line with ``in`` (memchr), not by counting the whole head
+    # three times (5,500 instructions of a 700,000-instruction handshake).
+    if "\r" in request_line or "\n" in request_line:
+        return None
     parts = request_line.split(" ")
     if len(parts) != 3 or parts[0] != "GET" or parts[2] != "HTTP/1.1":
         return None
@@ -174,6 +176,8 @@ def _plain_upgrade(head: bytes) -> tuple[str, bytes, str | None] | None:
         return None
     headers: dict[str, str] = {}
     for line in lines:
+        if "\r" in line or "\n" in line:
+            return None
         name, sep, value = line.partition(":")
         if not sep or not name or name != name.strip():
             return None  # let aiohttp judge anything unusual

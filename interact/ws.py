@@ -74,6 +74,8 @@ class SharedFrameResponse(web.WebSocketResponse):
 
 def _since(value: str | None) -> int | None:
     """The ``since`` of a reconnect; one that is not plain ASCII digits is ignored."""
+    if value is None:
+        return None  # a first join: no exception raised and caught per handshake
     try:
         return ascii_int(value)
     except ValueError:
