@@ -9,6 +9,11 @@ from interact.floor.errors import BadRequest, Code
 
 MODES = ("scroll", "top", "bottom")
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+# Bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) reorder what a
+# room sees: "\u202e信微加" shows 加微信 while the word filter, which reads the text in
+# logical order (and drops format characters), sees 信微加. Zero-width joiners stay: emoji
+# sequences (👨‍👩‍👧) need them, and the filter reads through them.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 DEFAULT_COLOR = 0xFFFFFF
 # The palette live-room clients offer; a fixed set keeps rooms readable and styles uniform.
 COLORS = frozenset(
@@ -35,6 +40,8 @@ def validate_comment(text: str, color: int | None, mode: str | None, *, max_len:
     # (and terminal escapes have no place in a room).
     if any(unicodedata.category(ch) in _FORBIDDEN_CATEGORIES for ch in text):
         raise BadRequest("comment text must be one line of printable characters")
+    if not _BIDI_CONTROLS.isdisjoint(text):
+        raise BadRequest("comment text must not hold bidi overrides, embeddings or isolates")
     if len(text) > max_len:
         raise BadRequest(f"comment longer than {max_len} characters", Code.TOO_LONG)
     color = DEFAULT_COLOR if color is None else color

@@ -116,3 +116,16 @@ def test_whatever_validates_is_clean(
     assert not any(ch in comment.text for ch in "\r\n\x00")
     assert comment.color in COLORS
     assert comment.mode in MODES
+
+
+@pytest.mark.parametrize("control", ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e",
+                                     "\u2066", "\u2067", "\u2068", "\u2069"])  # fmt: skip
+def test_bidi_overrides_and_isolates_are_refused(control: str) -> None:
+    # "\u202e信微加" shows as 加微信 while the filter reads 信微加.
+    with pytest.raises(BadRequest):
+        validate_comment(f"{control}信微加", None, None, max_len=40)
+
+
+def test_emoji_joined_with_zero_width_joiners_are_fine() -> None:
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    assert validate_comment(f"一家人{family}", None, None, max_len=40).text == f"一家人{family}"
