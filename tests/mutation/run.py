@@ -71,7 +71,9 @@ def _setup_cfg(target: Target) -> str:
         + block("pytest_add_cli_args_test_selection", target.tests)
         + block(
             "pytest_add_cli_args",
-            ["-p", "no:cacheprovider", "-p", "tests.mutation.plugin"],
+            # No pytest-timeout: a run paused by SIGSTOP (a busy shared machine) would
+            # "kill" its mutant on resuming; mutmut's own time-outs are listed for review.
+            ["-p", "no:cacheprovider", "-p", "tests.mutation.plugin", "--timeout=0"],
         )
         + "use_git_change_detection = false\n"
     )
@@ -127,7 +129,7 @@ def run_module(name: str, target: Target, base: Path, max_children: int) -> dict
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("modules", nargs="*", choices=[[], *MODULES], default=[])
+    parser.add_argument("modules", nargs="*", help=f"any of {', '.join(MODULES)} (default: all)")
     parser.add_argument(
         "--workdir",
         type=Path,
@@ -136,6 +138,9 @@ def main() -> int:
     parser.add_argument("--max-children", type=int, default=1)
     opts = parser.parse_args()
     names = opts.modules or list(MODULES)
+    unknown = [name for name in names if name not in MODULES]
+    if unknown:
+        parser.error(f"unknown module(s) {', '.join(unknown)}; known: {', '.join(MODULES)}")
     failed = False
     for name in names:
         score = run_module(name, MODULES[name], opts.workdir, opts.max_children)
