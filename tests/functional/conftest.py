@@ -14,6 +14,7 @@ from interact import tokens
 from interact.app import build_app
 from interact.config import Config
 from interact.context import Context
+from interact.upgrade import dispatch_factory
 from rooms.service import Author
 
 SECRET = "functional-secret-0123456789abcdef0123456789"
@@ -49,6 +50,20 @@ async def serve_app() -> AsyncIterator[ServeApp]:
     yield start
     for runner in runners:
         await runner.cleanup()
+
+
+async def serve_dispatched(config: Config) -> tuple[web.AppRunner, asyncio.Server, Context]:
+    """The app behind ``interact serve``'s own dispatcher (``interact.upgrade``), as the
+    real server listens, on a free loopback port; the caller cleans both up."""
+    app = build_app(config)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    assert runner.server is not None
+    ctx = app[Context.KEY]
+    server = await asyncio.get_running_loop().create_server(
+        dispatch_factory(ctx, runner.server), "127.0.0.1", 0
+    )
+    return runner, server, ctx
 
 
 def counter(ctx: Context, name: str) -> float:

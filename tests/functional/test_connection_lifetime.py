@@ -14,13 +14,18 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from interact.app import build_app
 from interact.config import Config
 from interact.context import Context
-from interact.upgrade import dispatch_factory
 from interact.viewer import Viewer
 from tests.e2e.peer import PATHS, Peer, close_frame, established, text, wait_until
-from tests.functional.conftest import OPERATOR, SECRET, counter, live_room, token
+from tests.functional.conftest import (
+    OPERATOR,
+    SECRET,
+    counter,
+    live_room,
+    serve_dispatched,
+    token,
+)
 
 
 @dataclass
@@ -41,14 +46,7 @@ async def start(request: pytest.FixtureRequest) -> AsyncIterator[Start]:
     async def start(**overrides: Any) -> Served:
         settings = {"rate_per_s": 0.0, "repeat_window": 0.0, **overrides}
         config = Config(host="127.0.0.1", port=0, secret=SECRET, **settings)
-        app = build_app(config)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        assert runner.server is not None
-        ctx = app[Context.KEY]
-        server = await asyncio.get_running_loop().create_server(
-            dispatch_factory(ctx, runner.server), "127.0.0.1", 0
-        )
+        runner, server, ctx = await serve_dispatched(config)
         started.append((runner, server))
         return Served(server.sockets[0].getsockname()[1], ctx, request.param)
 

@@ -16,11 +16,9 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
-from interact.app import build_app
 from interact.config import Config
 from interact.context import Context
-from interact.upgrade import dispatch_factory
-from tests.functional.conftest import SECRET, live_room, token
+from tests.functional.conftest import SECRET, live_room, serve_dispatched, token
 
 # Short deadlines; every wait below allows several times as much on a loaded machine.
 HEAD_S = 1.0
@@ -47,14 +45,7 @@ async def start(request: pytest.FixtureRequest) -> AsyncIterator[Start]:
         settings = {"head_timeout": HEAD_S, "body_timeout": BODY_S, **overrides}
         raw = request.param == "raw"
         config = Config(host="127.0.0.1", port=0, secret=SECRET, raw_upgrade=raw, **settings)
-        app = build_app(config)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        assert runner.server is not None
-        ctx = app[Context.KEY]
-        server = await asyncio.get_running_loop().create_server(
-            dispatch_factory(ctx, runner.server), "127.0.0.1", 0
-        )
+        runner, server, ctx = await serve_dispatched(config)
         runners.append((runner, server))
         return Dispatched(server.sockets[0].getsockname()[1], ctx, raw)
 
