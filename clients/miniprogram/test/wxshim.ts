@@ -1,0 +1,154 @@
+/**
+ * A `wx` for Node built on the `ws` package, with the SocketTask semantics the SDK must live
+ * with: callbacks, strings or ArrayBuffers, close codes, at most 5 open sockets (the 6th
+ * fails), and closing a task that is already closed failing with "task not found".
+ * It records what a test needs to check that the SDK never leaks or double-closes a task.
+ */
+import WebSocket from "ws";
+import type { ConnectSocketOptions, SocketCallbacks, SocketTask, WxLike } from "../src/wx";
+
+export const MAX_SOCKETS = 5;
+
+type Cb<T> = (res: T) => void;
+
+export class ShimTask implements SocketTask {
+  readonly url: string;
+  ws: WebSocket | null;
+  /** open: counted against the limit; closed: onClose delivered or close() called. */
+  closed = false;
+  private openCbs: Cb<{ header?: Record<string, string> }>[] = [];
+  private messageCbs: Cb<{ data: string | ArrayBuffer }>[] = [];
+  private closeCbs: Cb<{ code: number; reason: string }>[] = [];
+  private errorCbs: Cb<{ errMsg: string }>[] = [];
+
+  constructor(private readonly shim: WxShim, options: ConnectSocketOptions, refuse: string | null) {
+    this.url = options.url;
+    if (refuse !== null) {
+      // The platform refuses the task: fail and onError, never open, nothing to close.
+      this.ws = null;
+      this.closed = true;
+      setImmediate(() => {
+        options.fail?.({ errMsg: refuse });
+        for (const cb of this.errorCbs) cb({ errMsg: refuse });
+      });
+      return;
+    }
+    const ws = new WebSocket(options.url, options.protocols ?? [], {
+      perMessageDeflate: options.perMessageDeflate ?? false,
+      handshakeTimeout: options.timeout ?? 60000,
+    });
+    this.ws = ws;
+    ws.binaryType = "nodebuffer";
+    ws.on("open", () => {
+      options.success?.({ errMsg: "connectSocket:ok" });
+      for (const cb of this.openCbs) cb({ header: {} });
+    });
+    ws.on("message", (raw: Buffer, isBinary: boolean) => {
+      this.shim.framesIn += 1;
+      const data = isBinary
+        ? (raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength) as ArrayBuffer)
+        : raw.toString("utf8");
+      for (const cb of this.messageCbs) cb({ data });
+    });
+    ws.on("error", (err: Error) => {
+      for (const cb of this.errorCbs) cb({ errMsg: `connectSocket:fail ${err.message}` });
+    });
+    ws.on("close", (code: number, reason: Buffer) => {
+      this.release();
+      for (const cb of this.closeCbs) cb({ code, reason: reason.toString("utf8") });
+    });
+  }
+
+  onOpen(cb: Cb<{ header?: Record<string, string> }>): void {
+    this.openCbs.push(cb);
+  }
+  onMessage(cb: Cb<{ data: string | ArrayBuffer }>): void {
+    this.messageCbs.push(cb);
+  }
+  onClose(cb: Cb<{ code: number; reason: string }>): void {
+    this.closeCbs.push(cb);
+  }
+  onError(cb: Cb<{ errMsg: string }>): void {
+    this.errorCbs.push(cb);
+  }
+
+  send(options: { data: string | ArrayBuffer } & SocketCallbacks): void {
+    const ws = this.ws;
+    if (ws === null || ws.readyState !== WebSocket.OPEN) {
+      const errMsg = "sendSocketMessage:fail WebSocket is not connected";
+      options.fail?.({ errMsg });
+      options.complete?.({ errMsg });
+      return;
+    }
+    const data = typeof options.data === "string" ? options.data : Buffer.from(options.data);
+    ws.send(data, { binary: typeof options.data !== "string" });
+    this.shim.framesOut.push(options.data);
+    options.success?.({ errMsg: "sendSocketMessage:ok" });
+  }
+
+  close(options: { code?: number; reason?: string } & SocketCallbacks = {}): void {
+    this.shim.closeCalls += 1;
+    if (this.closed || this.ws === null) {
+      const errMsg = "closeSocket:fail task not found";
+      this.shim.failedCloses.push(errMsg);
+      options.fail?.({ errMsg });
+      options.complete?.({ errMsg });
+      return;
+    }
+    this.release();
+    const ws = this.ws;
+    if (ws.readyState === WebSocket.CONNECTING) ws.terminate();
+    else ws.close(options.code ?? 1000, options.reason);
+    // A peer that never answers the close (a dead socket) is dropped, like the platform does.
+    setTimeout(() => ws.terminate(), 1000).unref();
+    options.success?.({ errMsg: "closeSocket:ok" });
+  }
+
+  /** Cut the TCP connection without a close frame, as a network change does. */
+  cut(): void {
+    this.ws?.terminate();
+  }
+
+  /** Stop reading from the socket: nothing arrives any more and no FIN either. */
+  stall(): void {
+    (this.ws as unknown as { _socket?: { pause(): void } })?._socket?.pause();
+  }
+
+  private release(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.shim.openCount -= 1;
+  }
+}
+
+export class WxShim implements WxLike {
+  readonly tasks: ShimTask[] = [];
+  openCount = 0;
+  maxOpen = 0;
+  closeCalls = 0;
+  failedCloses: string[] = [];
+  framesIn = 0;
+  framesOut: (string | ArrayBuffer)[] = [];
+  private noteRefusal: () => void = () => undefined;
+  /** Settles when the platform first refuses a task over the limit. */
+  readonly refused = new Promise<void>((resolve) => (this.noteRefusal = resolve));
+
+  connectSocket(options: ConnectSocketOptions): SocketTask {
+    const refuse =
+      this.openCount >= MAX_SOCKETS ? "connectSocket:fail exceed max task count" : null;
+    if (refuse !== null) this.noteRefusal();
+    else {
+      this.openCount += 1;
+      this.maxOpen = Math.max(this.maxOpen, this.openCount);
+    }
+    const task = new ShimTask(this, options, refuse);
+    this.tasks.push(task);
+    return task;
+  }
+
+  get last(): ShimTask {
+    const task = this.tasks[this.tasks.length - 1];
+    if (!task) throw new Error("no task yet");
+    return task;
+  }
+}
