@@ -103,6 +103,7 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
                 soft_buffer_bytes=config.soft_buffer_bytes,
                 hard_buffer_bytes=config.hard_buffer_bytes,
                 slow_grace=config.slow_grace,
+                suspend_grace=config.suspend_grace,
                 online_interval=config.online_interval,
                 welcome_history=config.welcome_history,
                 idle_timeout=config.idle_timeout,

@@ -38,6 +38,7 @@ class Config:
     soft_buffer_bytes: int = 256 * 1024
     hard_buffer_bytes: int = 4 * 1024 * 1024
     slow_grace: float = 5.0
+    suspend_grace: float = 60.0
     compression: bool = True
     raw_upgrade: bool = True
     head_timeout: float = 10.0
@@ -160,6 +161,8 @@ class Config:
             )
         if not (self.head_timeout > 0 and self.body_timeout > 0):
             raise ValueError("head_timeout and body_timeout must be positive")
+        if not self.suspend_grace >= 0:  # NaN too: it would keep every place for ever
+            raise ValueError("suspend_grace must not be negative")
         if self.max_conns_per_address < 0 or self.max_unwelcomed < 0:
             raise ValueError("max_conns_per_address and max_unwelcomed must not be negative")
 
@@ -192,6 +195,10 @@ HELP: dict[str, str] = {
     "soft_buffer_bytes": "write buffer above which a viewer skips danmaku batches",
     "hard_buffer_bytes": "write buffer above which a viewer is closed (4029) after the grace",
     "slow_grace": "seconds a viewer may stay above the hard limit",
+    "suspend_grace": (
+        "seconds a viewer that closed with 4100 (app in the background) stays counted "
+        "online, its watch time running, waiting for it to return; 0 turns it off"
+    ),
     "compression": "negotiate permessage-deflate when the client offers it",
     "raw_upgrade": (
         "answer plain WebSocket upgrades to /ws below aiohttp (faster handshakes, less "

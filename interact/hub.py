@@ -47,6 +47,8 @@ class HubConfig:
     soft_buffer_bytes: int = 256 * 1024
     hard_buffer_bytes: int = 4 * 1024 * 1024
     slow_grace: float = 5.0
+    # A viewer that closed with 4100 (gone to the background) keeps its place this long.
+    suspend_grace: float = 60.0
     online_interval: float = 2.0
     welcome_history: int = 50
     idle_timeout: float = 70.0
@@ -55,6 +57,19 @@ class HubConfig:
     fanout_share: float = 0.5
     max_window_ms: int = 150
     likes_per_s: int = 20  # per viewer per room, this process (interact.likes); 0 = no limit
+
+
+@dataclass(slots=True)
+class Place:
+    """A suspended viewer's place in its room: still counted online until ``until``."""
+
+    joined_at: float  # monotonic: its watch time carries on from here when it returns
+    until: float  # monotonic
+
+
+def expired_places(places: dict[str, Place], now: float) -> list[str]:
+    """The uids whose place's grace is over."""
+    return [uid for uid, place in places.items() if place.until <= now]
 
 
 class LocalRoom:
@@ -78,6 +93,7 @@ class LocalRoom:
         "queue",
         "stock",
         "subscribed",
+        "suspended",
         "window",
     )
 
@@ -101,12 +117,15 @@ class LocalRoom:
         self.subscribed: asyncio.Future[None] | None = None
         self.window = 0.0  # seconds between this room's flushes, past the tick
         self.next_at = 0.0  # monotonic time of its next flush
+        # uid -> its place kept while its app is in the background (Hub.suspend): one
+        # per uid, so a user holds no more places than it had connections.
+        self.suspended: dict[str, Place] = {}
 
     def count(self) -> int:
-        return sum(len(g) for g in self.groups.values())
+        return sum(len(g) for g in self.groups.values()) + len(self.suspended)
 
     def empty(self) -> bool:
-        return not self.joining and not any(self.groups.values())
+        return not self.joining and not self.suspended and not any(self.groups.values())
 
     def viewers(self) -> list[Viewer]:
         return [v for g in self.groups.values() for v in g]
@@ -199,13 +218,22 @@ class Hub:
             room = self.rooms[viewer.room_id] = LocalRoom(viewer.room_id)
             self.metrics.rooms.set(len(self.rooms))
         viewer.pending = []
+        place = room.suspended.get(viewer.user.uid)
+        if place is not None:
+            # Back from the background: its watch time runs from its first join. The
+            # place itself is given up at promotion, so the count never dips meanwhile.
+            viewer.joined_at = min(viewer.joined_at, place.joined_at)
         room.joining.add(viewer)
         try:
             if room.subscribed is None:
                 room.subscribed = asyncio.ensure_future(self.broker.subscribe(room.id))
             await asyncio.shield(room.subscribed)
             history = await self.danmaku.history(room.id, since, epoch, self.config.welcome_history)
-            online = max(await self.presence.total(room.id), room.count() + len(room.joining))
+            returning = sum(1 for v in room.joining if v.user.uid in room.suspended)
+            online = max(
+                await self.presence.total(room.id),
+                room.count() + len(room.joining) - returning,
+            )
             if snapshot is not None:
                 # Read after subscribing, like the history: nothing announced is missed.
                 welcome.update(await snapshot(room.id))
@@ -242,6 +270,7 @@ class Hub:
         viewer.pending = None
         room.joining.discard(viewer)
         room.groups.setdefault(viewer.variant, set()).add(viewer)
+        room.suspended.pop(viewer.user.uid, None)  # it takes its own place back
         self.metrics.connections.inc()
         if pending:
             viewer.send(pending)
@@ -255,6 +284,23 @@ class Hub:
         if group is not None and viewer in group:
             group.discard(viewer)
             self.metrics.connections.dec()
+
+    def suspend(self, viewer: Viewer) -> None:
+        """The viewer closed with 4100 (its app went to the background): out of the
+        fan-out, but its place (online count, watch time) is kept for ``suspend_grace``
+        seconds for the same uid to take back (``join``); the idle sweep drops it after."""
+        self.leave(viewer)
+        grace = self.config.suspend_grace
+        room = self.rooms.get(viewer.room_id)
+        if room is None or grace <= 0 or viewer.seen_seq is None:
+            return  # never welcomed: it had no place to keep
+        until = time.monotonic() + grace
+        place = room.suspended.get(viewer.user.uid)
+        if place is None:
+            room.suspended[viewer.user.uid] = Place(viewer.joined_at, until)
+        else:  # a second connection of the same user: still one place
+            place.joined_at = min(place.joined_at, viewer.joined_at)
+            place.until = until
 
     def local_count(self, room_id: str) -> int:
         room = self.rooms.get(room_id)
@@ -378,6 +424,7 @@ class Hub:
         """Close every connection of ``uid`` in this process; returns how many."""
         closed = 0
         for room in self.rooms.values():
+            room.suspended.pop(uid, None)  # a banned user is not kept counted either
             for viewer in [*room.viewers(), *room.joining]:
                 if viewer.user.uid == uid:
                     viewer.close(code, message)
@@ -604,7 +651,8 @@ class Hub:
     async def _idle_loop(self) -> None:
         """Close viewers silent for ``idle_timeout`` (4008), and those whose write buffer
         stays past the hard limit for ``slow_grace`` (4029) even when their room is quiet
-        and no fan-out looks at them; a few times per timeout or grace.
+        and no fan-out looks at them; a few times per timeout or grace. Suspended places
+        past their grace are dropped here too (no timer per suspension).
 
         One sweep instead of a timer per read: a timer per connection costs half a
         kilobyte and a heap operation on every frame received.
@@ -612,10 +660,13 @@ class Hub:
         cfg = self.config
         while True:
             # A floor: a grace or timeout of 0 must not make this a busy loop.
-            await asyncio.sleep(max(0.1, min(cfg.idle_timeout / 4, cfg.slow_grace, 5.0)))
+            await asyncio.sleep(max(0.1, min(cfg.idle_timeout / 4, cfg.slow_grace,
+                                             cfg.suspend_grace or 5.0, 5.0)))  # fmt: skip
             now = time.monotonic()
             cutoff = now - cfg.idle_timeout
             for room in list(self.rooms.values()):
+                for uid in expired_places(room.suspended, now):
+                    del room.suspended[uid]  # it did not come back: the next count drops
                 for viewer in [*room.viewers(), *room.joining]:
                     if viewer.closing:
                         continue

@@ -137,6 +137,8 @@ class RawSocket(asyncio.Protocol):
                 except WsClose as exc:
                     self._end_after_inbox(exc)
                 else:  # echoed, as RFC 6455 §5.5.1 suggests
+                    if code == Close.SUSPENDED and viewer is not None:
+                        self._ctx.hub.suspend(viewer)  # its place is kept, not dropped
                     self._end_after_inbox(WsClose(code or Close.NORMAL, ""))
                 return
             elif op != OP_PONG:

@@ -236,6 +236,8 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
                 await ws.pong(msg.data)
             elif kind is WSMsgType.CLOSE:
                 code, reason = close_answer(msg.data, msg.extra or "")
+                if code == Close.SUSPENDED:
+                    ctx.hub.suspend(viewer)  # before the echo: no await between the two
                 await close_socket(ws, transport, code, reason)
                 return ws
             elif kind is not WSMsgType.PONG:

@@ -49,6 +49,8 @@ class Close(IntEnum):
     ROOM_NOT_FOUND = 4004
     IDLE = 4008
     TOO_SLOW = 4029
+    # From the client: it goes to the background and will be back (docs/protocol.md §7).
+    SUSPENDED = 4100
 
 
 class InteractError(Exception):

@@ -183,6 +183,13 @@ def test_positive_settings(flags: dict[str, int]) -> None:
         load(flags=flags, environ={})
 
 
+@pytest.mark.parametrize("raw", ["-1", "nan"])
+def test_suspend_grace_is_not_negative_nor_nan(raw: str) -> None:
+    with pytest.raises(ValueError, match="suspend_grace"):
+        load(environ={"INTERACT_SUSPEND_GRACE": raw})
+    assert load(environ={"INTERACT_SUSPEND_GRACE": "0"}).suspend_grace == 0.0  # off
+
+
 def test_redacted_hides_secrets() -> None:
     config = Config(secret="top-secret-key", wechat_secret="wx-secret", wechat_appid="wx123")
     out = config.redacted()

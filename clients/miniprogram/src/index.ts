@@ -1,4 +1,4 @@
-export { createRoom, InteractError, SDK_CODES } from "./room";
+export { CLOSE_SUSPENDED, createRoom, InteractError, SDK_CODES } from "./room";
 export type {
   Comment,
   Gap,
@@ -11,7 +11,7 @@ export type {
   Welcome,
 } from "./room";
 export type { Codec, Message } from "./codec";
-export type { ConnectSocketOptions, SocketTask, WxLike } from "./wx";
+export type { ConnectSocketOptions, NetworkStatus, SocketTask, WxLike } from "./wx";
 export { backoffDelay } from "./backoff";
 export { onComment, onWelcome, recoveryQuery, START } from "./order";
 export type { Cursor } from "./order";

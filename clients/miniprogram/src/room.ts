@@ -6,7 +6,7 @@
 import { backoffDelay } from "./backoff";
 import { Codec, Message, decodeFrame, encodeFrame } from "./codec";
 import { Cursor, START, onComment, onWelcome, recoveryQuery } from "./order";
-import { SocketTask, WxLike, globalWx } from "./wx";
+import { NetworkStatus, SocketTask, WxLike, globalWx } from "./wx";
 
 export type RoomState = "connecting" | "live" | "suspended" | "reconnecting" | "closed";
 
@@ -133,6 +133,12 @@ interface Pending {
 const FINAL_CODES = new Set([4003, 4004]);
 /** Close codes that ask for an immediate reconnect with recovery. */
 const AT_ONCE_CODES = new Set([1001, 4029]);
+/**
+ * The close code that tells the server the app went to the background and will be back
+ * (docs/protocol.md §7): it keeps the viewer counted online, and its watch time running,
+ * for a grace period, and a reconnection within it takes that place back.
+ */
+export const CLOSE_SUSPENDED = 4100;
 const MAX_LIKE_FRAME = 100;
 const MAX_QUEUED_LIKES = 1000;
 
@@ -159,6 +165,13 @@ class RoomConnection implements Room {
   private likeTimer: ReturnType<typeof setTimeout> | null = null;
   private likesQueued = 0;
   private lastLikeSent = -Infinity;
+  /** In the background (wx.onAppHide until wx.onAppShow): no socket is opened. */
+  private hidden = false;
+  private readonly lifecycle = {
+    hide: (): void => this.onHide(),
+    show: (): void => this.onShow(),
+    network: (res: NetworkStatus): void => this.onNetwork(res),
+  };
 
   constructor(options: RoomOptions) {
     this.wx = options.wx ?? globalWx();
@@ -175,6 +188,9 @@ class RoomConnection implements Room {
       backoffCapMs: options.backoffCapMs ?? 20000,
       random: options.random ?? Math.random,
     };
+    this.wx.onAppHide?.(this.lifecycle.hide);
+    this.wx.onAppShow?.(this.lifecycle.show);
+    this.wx.onNetworkStatusChange?.(this.lifecycle.network);
     void this.connect();
   }
 
@@ -225,6 +241,58 @@ class RoomConnection implements Room {
     this.stop("closed", undefined, "the room was closed");
   }
 
+  // -- the app's lifecycle ---------------------------------------------------------------
+
+  /**
+   * The app goes to the background; 5 s later the platform cuts its network and suspends
+   * its JS. Close first, with the code that keeps this viewer's place on the server, so
+   * the room's online count does not flap and nothing is left half-open.
+   */
+  private onHide(): void {
+    if (this.state === "closed" || this.hidden) return;
+    this.hidden = true;
+    this.cancelRetry();
+    const task = this.task;
+    this.task = null;
+    this.stopWatchdog();
+    if (task) this.abandon(task, CLOSE_SUSPENDED);
+    this.failPending("disconnected", "the app went to the background before an answer");
+    this.setState("suspended", CLOSE_SUSPENDED);
+  }
+
+  /** Back in the foreground: reconnect at once, with since/epoch to get what was missed. */
+  private onShow(): void {
+    if (this.state === "closed" || !this.hidden) return;
+    this.hidden = false;
+    this.attempt = 0;
+    void this.connect();
+  }
+
+  /** The network came back or changed: whatever socket there was is likely dead. */
+  private onNetwork(res: NetworkStatus): void {
+    if (this.state === "closed" || this.hidden || !res.isConnected) return;
+    const task = this.task;
+    if (task !== null) {
+      if (this.state !== "live") return; // a connection attempt on the new network is under way
+      // Handed over like a suspension: the server keeps the place for the new socket.
+      this.task = null;
+      this.stopWatchdog();
+      this.abandon(task, CLOSE_SUSPENDED);
+      this.failPending("disconnected", `the network changed (${res.networkType}) before an answer`);
+      this.setState("reconnecting");
+    } else if (this.retryTimer === null) {
+      return; // fetching a token for the next attempt already
+    }
+    this.cancelRetry();
+    this.attempt = 0;
+    void this.connect();
+  }
+
+  private cancelRetry(): void {
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+  }
+
   // -- connection lifecycle ------------------------------------------------------------
 
   private async connect(): Promise<void> {
@@ -233,10 +301,10 @@ class RoomConnection implements Room {
     try {
       token = await this.opts.getToken();
     } catch {
-      if (this.state !== "closed") this.retry(undefined);
+      if (this.state !== "closed" && !this.hidden) this.retry(undefined);
       return;
     }
-    if (this.state === "closed" || this.task !== null) return;
+    if (this.state === "closed" || this.task !== null || this.hidden) return;
     const o = this.opts;
     const url =
       `${o.url}/ws?room=${encodeURIComponent(o.roomId)}&token=${encodeURIComponent(token)}` +
@@ -299,7 +367,7 @@ class RoomConnection implements Room {
     this.task = null;
     this.stopWatchdog();
     this.failPending("disconnected", `the connection closed (${code}) before an answer`);
-    if (this.state === "closed") return;
+    if (this.state === "closed" || this.hidden) return;
     if (FINAL_CODES.has(code)) {
       this.stop("closed", code, `the server closed the connection with ${code}`);
       return;
@@ -332,9 +400,12 @@ class RoomConnection implements Room {
     this.task = null;
     if (task) this.abandon(task);
     this.stopWatchdog();
-    if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+    this.cancelRetry();
     if (this.likeTimer !== null) clearTimeout(this.likeTimer);
-    this.retryTimer = this.likeTimer = null;
+    this.likeTimer = null;
+    this.wx.offAppHide?.(this.lifecycle.hide);
+    this.wx.offAppShow?.(this.lifecycle.show);
+    this.wx.offNetworkStatusChange?.(this.lifecycle.network);
     this.failPending("closed", why);
     this.setState(state, code);
   }

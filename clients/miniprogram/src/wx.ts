@@ -28,8 +28,24 @@ export interface SocketTask {
   onError(cb: (res: { errMsg: string }) => void): void;
 }
 
+export interface NetworkStatus {
+  isConnected: boolean;
+  networkType: string;
+}
+
+/**
+ * `connectSocket`, and the app lifecycle events the SDK follows when the platform has them
+ * (they are optional so a plain socket provider still works): going to the background,
+ * coming back, and network changes. The `off*` forms let a closed room stop listening.
+ */
 export interface WxLike {
   connectSocket(options: ConnectSocketOptions): SocketTask;
+  onAppHide?(cb: () => void): void;
+  offAppHide?(cb: () => void): void;
+  onAppShow?(cb: () => void): void;
+  offAppShow?(cb: () => void): void;
+  onNetworkStatusChange?(cb: (res: NetworkStatus) => void): void;
+  offNetworkStatusChange?(cb: (res: NetworkStatus) => void): void;
 }
 
 declare const wx: WxLike | undefined;

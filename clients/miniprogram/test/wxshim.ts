@@ -5,7 +5,7 @@
  * It records what a test needs to check that the SDK never leaks or double-closes a task.
  */
 import WebSocket from "ws";
-import type { ConnectSocketOptions, SocketCallbacks, SocketTask, WxLike } from "../src/wx";
+import type { ConnectSocketOptions, NetworkStatus, SocketCallbacks, SocketTask, WxLike } from "../src/wx";
 
 export const MAX_SOCKETS = 5;
 
@@ -88,6 +88,7 @@ export class ShimTask implements SocketTask {
 
   close(options: { code?: number; reason?: string } & SocketCallbacks = {}): void {
     this.shim.closeCalls += 1;
+    this.shim.closeCodes.push(options.code ?? 1000);
     if (this.closed || this.ws === null) {
       const errMsg = "closeSocket:fail task not found";
       this.shim.failedCloses.push(errMsg);
@@ -132,6 +133,58 @@ export class WxShim implements WxLike {
   private noteRefusal: () => void = () => undefined;
   /** Settles when the platform first refuses a task over the limit. */
   readonly refused = new Promise<void>((resolve) => (this.noteRefusal = resolve));
+  private readonly hideCbs = new Set<() => void>();
+  private readonly showCbs = new Set<() => void>();
+  private readonly networkCbs = new Set<(res: NetworkStatus) => void>();
+  /** Close codes the SDK passed to task.close(), in order. */
+  readonly closeCodes: number[] = [];
+
+  onAppHide(cb: () => void): void {
+    this.hideCbs.add(cb);
+  }
+  offAppHide(cb: () => void): void {
+    this.hideCbs.delete(cb);
+  }
+  onAppShow(cb: () => void): void {
+    this.showCbs.add(cb);
+  }
+  offAppShow(cb: () => void): void {
+    this.showCbs.delete(cb);
+  }
+  onNetworkStatusChange(cb: (res: NetworkStatus) => void): void {
+    this.networkCbs.add(cb);
+  }
+  offNetworkStatusChange(cb: (res: NetworkStatus) => void): void {
+    this.networkCbs.delete(cb);
+  }
+
+  /** How many lifecycle listeners are registered (a closed room must leave none). */
+  get listeners(): number {
+    return this.hideCbs.size + this.showCbs.size + this.networkCbs.size;
+  }
+
+  /**
+   * The app goes to the background: onAppHide fires, and `cutAfterMs` later (5 s on the
+   * platform) every socket still open is cut, as the suspended app's network is; the
+   * promise settles then.
+   */
+  hide(cutAfterMs = 5000): Promise<void> {
+    for (const cb of Array.from(this.hideCbs)) cb();
+    return new Promise((resolve) => {
+      setTimeout(() => {
+        for (const task of this.tasks) if (!task.closed) task.cut();
+        resolve();
+      }, cutAfterMs);
+    });
+  }
+
+  show(): void {
+    for (const cb of Array.from(this.showCbs)) cb();
+  }
+
+  networkChange(isConnected: boolean, networkType = "wifi"): void {
+    for (const cb of Array.from(this.networkCbs)) cb({ isConnected, networkType });
+  }
 
   connectSocket(options: ConnectSocketOptions): SocketTask {
     const refuse =
