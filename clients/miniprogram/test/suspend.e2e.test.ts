@@ -5,7 +5,8 @@
  */
 import { after, afterEach, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { CLOSE_SUSPENDED, Comment, Room, RoomEvent, RoomEvents, RoomOptions, RoomState, createRoom } from "../src/index";
+import { CLOSE_SUSPENDED, Comment, Room, RoomOptions, RoomState, createRoom } from "../src/index";
+import { live, waitFor } from "./events";
 import { Api, Server, startServer } from "./server";
 import { WxShim } from "./wxshim";
 
@@ -35,30 +36,6 @@ function open(shim: WxShim, roomId: string, prefix: string, extra: Partial<RoomO
   const room = createRoom({ url: server.ws, roomId, getToken, wx: shim, random: () => 0.5, ...extra });
   opened.push(room);
   return room;
-}
-
-function waitFor<E extends RoomEvent>(
-  room: Room,
-  event: E,
-  pred: (p: RoomEvents[E]) => boolean = () => true,
-  timeoutMs = 15000,
-): Promise<RoomEvents[E]> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`no ${event} in ${timeoutMs} ms (state ${room.state})`));
-    }, timeoutMs);
-    const off = room.on(event, (p) => {
-      if (!pred(p)) return;
-      clearTimeout(timer);
-      off();
-      resolve(p);
-    });
-  });
-}
-
-async function live(room: Room): Promise<void> {
-  if (room.state !== "live") await waitFor(room, "state", (s) => s.state === "live");
 }
 
 /** The room's online counts as the server announces them, from its welcome on. */
