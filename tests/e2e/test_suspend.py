@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -36,14 +36,6 @@ def server(
     )
     yield proc
     assert proc.stop() == 0, proc.log()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    # A fresh connection per WebSocket, as a mini-program opens: the raw server takes the
-    # direct path, the other (raw upgrade off) aiohttp's.
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
-        yield s
 
 
 def ops(server: ServerProcess, session: aiohttp.ClientSession) -> Api:
