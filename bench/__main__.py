@@ -5,9 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import fanout, idle, join, sale, storm
+from bench import audience, events, fanout, idle, join, sale, storm, webhooks
 
-SCENARIOS = {"fanout": fanout, "join": join, "idle": idle, "storm": storm, "sale": sale}
+SCENARIOS = {
+    "fanout": fanout,
+    "join": join,
+    "idle": idle,
+    "storm": storm,
+    "sale": sale,
+    "webhooks": webhooks,
+    "audience": audience,
+    "events": events,
+}
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

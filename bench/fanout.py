@@ -96,9 +96,7 @@ def run(ns: argparse.Namespace) -> tuple[dict[str, Any], int]:
     ns.sample = min(ns.sample, ns.viewers)
     conns = ns.viewers + ns.senders
     try:
-        target = harness.launch(
-            ns, name="fanout", connections=conns, prefix=PREFIX, procs=ns.procs
-        )
+        target = harness.launch(ns, name="fanout", connections=conns, prefix=PREFIX, procs=ns.procs)
     except harness.UsageError as exc:
         print(f"fanout: {exc}", file=sys.stderr)
         return {}, 2

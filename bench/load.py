@@ -222,8 +222,7 @@ class Group:
             "bursts": bursts,
             "per_viewer_min": min(per_viewer, default=None),
             "per_viewer_max": max(per_viewer, default=None),
-            "incomplete": None if expected is None
-            else sum(1 for n in per_viewer if n != expected),
+            "incomplete": None if expected is None else sum(1 for n in per_viewer if n != expected),
             "closed_or_failed": dict(Tally(c.failure for c in self.clients if c.failure)),
             "connect_failures": dict(self.connect_failures),
             "counters": self.counters.snapshot(),
@@ -363,9 +362,7 @@ class Viewers:
     """All the viewers of a run over ``procs`` groups: one in this process when
     ``procs`` is 1, else one child process each."""
 
-    def __init__(
-        self, spec: GroupSpec, procs: int, sampled: Iterable[int] = ()
-    ) -> None:
+    def __init__(self, spec: GroupSpec, procs: int, sampled: Iterable[int] = ()) -> None:
         n = spec.count
         procs = max(1, min(procs, n))
         share = [n // procs + (1 if k < n % procs else 0) for k in range(procs)]
@@ -499,11 +496,15 @@ def file_limit(connections: int, procs: int, server_here: bool) -> tuple[int, in
     if soft >= per_proc:
         return soft, hard, None
     fits = (soft - FD_MARGIN) * procs
-    return soft, hard, (
-        f"RLIMIT_NOFILE is {soft} (hard {hard}): {procs} load process(es) can hold about "
-        f"{max(0, fits):,} connections, not {connections:,}. Raise the hard limit "
-        f"(`ulimit -Hn {per_proc + connections}` as root, or LimitNOFILE= in systemd) or "
-        f"use more --procs"
+    return (
+        soft,
+        hard,
+        (
+            f"RLIMIT_NOFILE is {soft} (hard {hard}): {procs} load process(es) can hold about "
+            f"{max(0, fits):,} connections, not {connections:,}. Raise the hard limit "
+            f"(`ulimit -Hn {per_proc + connections}` as root, or LimitNOFILE= in systemd) or "
+            f"use more --procs"
+        ),
     )
 
 

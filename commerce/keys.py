@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from commerce.coupons import tag_of
 from commerce.ids import room_of
 
 
@@ -122,3 +123,40 @@ class CommerceKeys:
     def sale_rooms(self) -> str:
         """Sorted set (global): rooms with sales, scored by the last deadline any can reach."""
         return f"{self.prefix}sale-rooms"
+
+    # --- coupons (commerce.coupons)
+    #
+    # A batch and its coupons carry the batch's scope as hash tag: the room's (so a
+    # reserve locks a room coupon on the room's slot) or ``~m`` for merchant-wide ones.
+    # The wallet index is per user and written outside the scripts.
+
+    def coupon_batch(self, batch_id: str) -> str:
+        """Hash: the batch's record and its ``issued`` counter."""
+        return f"{self.prefix}cpb:{{{_coupon_tag(batch_id)}}}:{batch_id}"
+
+    def coupon_batch_users(self, batch_id: str) -> str:
+        """Hash: uid -> coupons of the batch issued to the uid."""
+        return f"{self.coupon_batch(batch_id)}:users"
+
+    def coupon_batch_idem(self, batch_id: str) -> str:
+        """Hash: issue key (an invite reward's) -> the coupon it issued."""
+        return f"{self.coupon_batch(batch_id)}:idem"
+
+    def coupon_batches(self, tag: str) -> str:
+        """List: batch ids of a room (or ``~m``: the merchant), oldest first."""
+        return f"{self.prefix}cpbs:{{{tag}}}"
+
+    def coupon(self, coupon_id: str) -> str:
+        """Hash: one issued coupon, its terms copied, its status and holding order."""
+        return f"{self.prefix}cpn:{{{_coupon_tag(coupon_id)}}}:{coupon_id}"
+
+    def coupon_wallet(self, uid: str) -> str:
+        """Sorted set: the uid's coupon ids by issue time."""
+        return f"{self.prefix}cpn-w:{uid}"
+
+
+def _coupon_tag(entity_id: str) -> str:
+    tag = tag_of(entity_id)
+    if tag is None:
+        raise ValueError(f"not a coupon or batch id: {entity_id!r}")
+    return tag

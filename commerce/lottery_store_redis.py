@@ -39,7 +39,7 @@ _PAGE = 200
 # What ``get`` reads: everything but the secret, which stays in Redis until the draw.
 _VIEW_FIELDS = (
     "id", "room_id", "prize_title", "prize_kind", "prize_fen", "winners", "cond_kind",
-    "cond_password", "cond_minutes", "draw_at", "created_at", "commit", "new_first",
+    "cond_password", "cond_minutes", "cond_n", "draw_at", "created_at", "commit", "new_first",
     "status", "result_winners", "proof", "unused", "drawn_at",
 )  # fmt: skip
 
@@ -55,6 +55,8 @@ def _record(lottery: Lottery, secret: bytes) -> list[str]:
         out += ["cond_password", cond.password]
     if cond.minutes is not None:
         out += ["cond_minutes", str(cond.minutes)]
+    if cond.n is not None:
+        out += ["cond_n", str(cond.n)]
     out += ["draw_at", str(lottery.draw_at), "created_at", str(lottery.created_at)]
     out += ["commit", lottery.commit, "new_first", "1" if lottery.new_first else "0"]
     out += ["secret", secret.hex()]
@@ -77,6 +79,7 @@ def _lottery(rec: dict[str, str]) -> Lottery:
             ConditionKind(rec["cond_kind"]),
             password=rec.get("cond_password"),
             minutes=_opt_int(rec.get("cond_minutes")),
+            n=_opt_int(rec.get("cond_n")),
         ),
         draw_at=int(rec["draw_at"]),
         created_at=int(rec["created_at"]),

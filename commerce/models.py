@@ -138,6 +138,8 @@ class ConditionKind(StrEnum):
     PASSWORD = "password"  # a comment containing the password enters
     ENTER = "enter"  # an explicit ``enter``
     WATCH = "watch"  # ``minutes`` of watching, counted by the server
+    INVITED = "invited"  # entered the room through someone's share token (growth)
+    INVITES = "invites"  # brought ``n`` invitees who entered through their tokens (growth)
 
 
 class LotteryStatus(StrEnum):
@@ -191,6 +193,7 @@ class Condition:
     kind: ConditionKind
     password: str | None = None  # kind password
     minutes: int | None = None  # kind watch
+    n: int | None = None  # kind invites
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind.value}
@@ -198,6 +201,8 @@ class Condition:
             out["password"] = self.password
         elif self.kind is ConditionKind.WATCH:
             out["minutes"] = self.minutes
+        elif self.kind is ConditionKind.INVITES:
+            out["n"] = self.n
         return out
 
     @classmethod
@@ -218,6 +223,13 @@ class Condition:
             if not _positive_int(minutes):
                 raise ModelError("condition.minutes must be a positive integer")
             return cls(ConditionKind.WATCH, minutes=minutes)
+        if kind == ConditionKind.INVITED:
+            return cls(ConditionKind.INVITED)
+        if kind == ConditionKind.INVITES:
+            n = data.get("n")
+            if not _positive_int(n) or n > 1000:
+                raise ModelError("condition.n must be an integer from 1 to 1000")
+            return cls(ConditionKind.INVITES, n=n)
         raise ModelError(f"condition.kind must be one of {', '.join(ConditionKind)}")
 
 

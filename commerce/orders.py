@@ -12,12 +12,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from commerce.coupons import CouponUse, discount_fen, is_coupon_id, refusal
 from commerce.ids import new_sale_id, room_of
 from commerce.nonce_store import NonceStore
 from commerce.payment import PaymentProvider, order_of
@@ -46,7 +47,8 @@ from commerce.wechatpay import (
     check_transaction,
     parse_notification,
 )
-from interact.floor.errors import BadRequest, Code, Conflict, Forbidden, NotFound
+from interact.floor.errors import BadRequest, Code, Conflict, Forbidden, NotFound, Unavailable
+from rooms.audience import AudienceRecorder
 from rooms.broker import Broker
 
 log = logging.getLogger("interact.orders")
@@ -99,6 +101,8 @@ def order_body(order: Order) -> dict[str, Any]:
         "out_refund_no": order.out_refund_no,
         "restocked": order.restocked,
         "refund_status": order.refund_status, "refund_settled_at": order.refund_settled_at,
+        "coupon": order.coupon, "original_amount_fen": order.original_amount_fen,
+        "discount_fen": order.discount_fen,
     }  # fmt: skip
 
 
@@ -120,6 +124,11 @@ class OrderService:
         self.merchant = merchant
         self.clock = clock
         self._dirty: set[str] = set()  # sales whose stock changed since the last flush
+        # Exact audience counting (rooms.audience): orders, buyers, GMV, if kept.
+        self.recorder: AudienceRecorder | None = None
+        # Called once per confirmed payment, in the process that confirmed it (invite
+        # rewards, wired by the application); a failure is logged, never the payment's.
+        self.on_paid: list[Callable[[Order], Awaitable[None]]] = []
 
     # -- sales ------------------------------------------------------------------------
 
@@ -178,19 +187,23 @@ class OrderService:
     # -- orders -----------------------------------------------------------------------
 
     async def reserve(
-        self, sale_id: str, uid: str, qty: object, idem_key: str
+        self, sale_id: str, uid: str, qty: object, idem_key: str, coupon: object = None
     ) -> tuple[Order, bool]:
-        """Reserve ``qty``; returns the order and whether it was an idempotent replay."""
+        """Reserve ``qty`` (with a coupon of the caller's); returns the order and whether
+        it was an idempotent replay."""
         if not idem_key or len(idem_key) > MAX_IDEM_KEY:
             raise BadRequest(f"Idempotency-Key must be 1 to {MAX_IDEM_KEY} characters")
         if room_of(sale_id) is None:
             raise NotFound(f"no sale {sale_id[:80]}")
         if not isinstance(qty, int) or isinstance(qty, bool):
             raise BadRequest("qty must be a positive integer")
-        result = await self.store.reserve(sale_id, uid, qty, idem_key, self.clock())
+        now = self.clock()
+        use = None if coupon is None else await self._coupon_use(sale_id, uid, qty, coupon, now)
+        result = await self.store.reserve(sale_id, uid, qty, idem_key, now, use)
         if result.order is not None and result.outcome is ReserveOutcome.OK:
             if not result.replayed:
                 self._dirty.add(sale_id)
+                self._count(result.order, "order", "orders", "order_fen")
             return result.order, result.replayed
         code = result.outcome.code or Code.CONFLICT
         message = _RESERVE_MESSAGES.get(result.outcome, "cannot reserve")
@@ -198,7 +211,32 @@ class OrderService:
             raise NotFound(message)
         if code is Code.BAD_REQUEST:
             raise BadRequest(message)
+        if result.outcome in (ReserveOutcome.COUPON_UNAVAILABLE, ReserveOutcome.COUPON_EXPIRED):
+            raise Conflict(message, code, reason=result.outcome.value)
         raise Conflict(message, code, left=result.left)
+
+    async def _coupon_use(
+        self, sale_id: str, uid: str, qty: int, coupon: object, now: int
+    ) -> CouponUse | None:
+        """The discount of ``coupon`` on this order, from its and the sale's terms (both
+        immutable); its state is checked, and it is locked, in the reserve's own step."""
+        if not is_coupon_id(coupon):
+            raise BadRequest("'coupon' must be a coupon id")
+        assert isinstance(coupon, str)
+        found = await self.store.coupons.get(coupon)
+        if found is None or found.uid != uid:
+            raise NotFound("no such coupon of yours")
+        view = await self.store.get(sale_id)
+        if view is None:
+            raise NotFound(f"no sale {sale_id[:80]}")
+        if not 1 <= qty <= view.sale.limit:
+            return None  # refused as bad_qty by the store (after a replay, as without)
+        original = qty * view.sale.price_fen
+        why = refusal(found.terms, room_id=view.sale.room_id, original_fen=original, now_ms=now)
+        if why in ("wrong_room", "min_spend", "no_discount"):
+            raise Conflict(_COUPON_MESSAGES[why], reason=why)
+        # Outside its window: the store says so, after a replay of the same key.
+        return CouponUse(coupon, original, discount_fen(found.terms, original))
 
     async def get_order(self, order_id: str) -> Order:
         order = await self.store.get_order(order_id) if room_of(order_id) else None
@@ -215,7 +253,17 @@ class OrderService:
         if order.deadline <= self.clock():
             raise Conflict("the reservation has expired", Code.EXPIRED)
         view = await self.get_sale(order.sale_id)
-        return await self.provider.pay_params(order, view.sale.title[:127])
+        if self.recorder is not None:
+            self.recorder.add(order.room_id, "pay_attempts")
+        try:
+            return await self.provider.pay_params(order, view.sale.title[:127])
+        except (Conflict, Unavailable) as exc:
+            # For the room's alerts (rooms.alerts): failures, and WeChat Pay unreachable.
+            if self.recorder is not None:
+                self.recorder.add(order.room_id, "pay_failures")
+                if isinstance(exc, Unavailable):
+                    self.recorder.add(order.room_id, "pay_unavailable")
+            raise
 
     async def confirm_dev(self, order_id: str, uid: str) -> Order:
         """The dev provider's stand-in for a payment notification (the buyer confirms)."""
@@ -256,6 +304,9 @@ class OrderService:
             order.id, order.amount_fen, out_refund_no, self.clock(), restock=restock,
             settled=state is RefundState.SUCCESS,
         )  # fmt: skip
+        if done is not None and order.status is OrderStatus.PAID:
+            # A late payment was never in GMV, so its refund is not counted against it.
+            self._count(done, None, "refunds", "refund_fen")
         if done is not None and state in (RefundState.CLOSED, RefundState.ABNORMAL):
             done = await self._settle_refund(done, state)
         if done is None:
@@ -276,6 +327,12 @@ class OrderService:
             raise Conflict("the payment does not match the order")
         if result.outcome is ConfirmOutcome.CONFIRMED:
             self._dirty.add(order.sale_id)
+            self._count(result.order, "buyer", "paid_orders", "gmv_fen")
+            for hook in self.on_paid:
+                try:
+                    await hook(result.order)
+                except Exception:
+                    log.exception("a paid-order hook failed for order %s", order.id)
         late_again = (
             result.outcome is ConfirmOutcome.DUPLICATE
             and result.order.status is OrderStatus.PAID_LATE
@@ -410,6 +467,16 @@ class OrderService:
     async def _publish(self, room_id: str, message: dict[str, Any]) -> None:
         await self.broker.publish(room_id, orjson.dumps(message))
 
+    def _count(self, order: Order, set_name: str | None, counter: str, fen: str) -> None:
+        """One step of an order, for the room's live numbers (exactly once: callers count
+        only the step the store just made, never a replay or a duplicate)."""
+        if self.recorder is None:
+            return
+        if set_name is not None:
+            self.recorder.mark(order.room_id, set_name, order.uid)
+        self.recorder.add(order.room_id, counter)
+        self.recorder.add(order.room_id, fen, order.amount_fen)
+
 
 _REFUND_EVENTS = frozenset(
     {EventType.REFUND_SUCCESS, EventType.REFUND_CLOSED, EventType.REFUND_ABNORMAL}
@@ -422,6 +489,14 @@ _RESERVE_MESSAGES = {
     ReserveOutcome.ENDED: "the sale has ended",
     ReserveOutcome.NOT_FOUND: "no such sale",
     ReserveOutcome.BAD_QTY: "qty must be from 1 to the per-person limit",
+    ReserveOutcome.COUPON_UNAVAILABLE: "the coupon is in use or used",
+    ReserveOutcome.COUPON_EXPIRED: "the coupon is not valid now",
+}
+
+_COUPON_MESSAGES = {
+    "wrong_room": "the coupon is for another room",
+    "min_spend": "the order does not reach the coupon's minimum spend",
+    "no_discount": "the coupon takes nothing off this order",
 }
 
 

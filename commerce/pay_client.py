@@ -2,10 +2,18 @@
 
 ``WeChatPayClient(config, base_url)`` signs each request (a fresh nonce and timestamp per
 attempt, over the exact body bytes sent) and checks WeChat Pay's signature on every 2xx
-answer, and on every error answer that carries one, with the platform public key: an
-unsigned, forged, wrongly-serialled or stale answer is refused (``PayUnavailable`` with
-reason ``untrusted_answer``) and never acted on. Error answers without signature headers
-are read as errors, as WeChat Pay's own SDKs do (gateway errors come unsigned).
+answer, and on every error answer that carries one, with the platform key the answer
+names in ``Wechatpay-Serial`` (``config.platform_keys``: platform certificates, the
+platform public key, or both during the migration): an unsigned, forged, stale answer, or
+one signed by a key not held, is refused (``PayUnavailable`` with reason
+``untrusted_answer``) and never acted on. Error answers without signature headers are read
+as errors, as WeChat Pay's own SDKs do (gateway errors come unsigned).
+
+Every request carries ``Wechatpay-Serial``: the platform key WeChat Pay should sign its
+answer with (the public key's id once it is held, else the newest certificate's serial;
+``PlatformKeys.request_serial``). During the migration WeChat picks the answer's key from
+it; ``wechatpayv3`` sends the same value (it sends it in public-key mode, and in certificate
+mode with encrypted fields; here always, so the answer's key is never WeChat's guess).
 
 Transport: ``httpx.AsyncClient``. The project keeps aiohttp's client out of domain
 packages; of the two choices left, httpx is asyncio-native, so there is no thread pool to
@@ -58,6 +66,7 @@ from urllib.parse import quote
 import httpx
 
 from commerce.wechatpay import (
+    H_SERIAL,
     H_SIGNATURE,
     MAX_SKEW,
     MerchantConfig,
@@ -414,6 +423,7 @@ class WeChatPayClient:
                 method, signed_path, content, config.mchid, config.serial_no,
                 config.private_key, nonce, timestamp,
             ),
+            H_SERIAL: config.platform_keys.request_serial(),
         }  # fmt: skip
         if content:
             headers["Content-Type"] = "application/json"
@@ -440,16 +450,16 @@ class WeChatPayClient:
                 verify_response(
                     resp.headers,
                     body,
-                    config.platform_public_key,
-                    config.platform_serial,
+                    config.platform_keys,
                     self._clock(),
                     self.max_skew,
+                    purpose=op,
                 )
             except UntrustedMessage as exc:
                 self.stats.untrusted += 1
                 log.warning(
-                    "wechatpay %s: answer refused (%s), HTTP %d, request %s",
-                    op, exc.code, status, request_id,
+                    "wechatpay %s: answer refused (%s), HTTP %d, request %s, serial %s",
+                    op, exc.code, status, request_id, resp.headers.get(H_SERIAL, "-")[:64],
                 )  # fmt: skip
                 raise self._unavailable(op, Unavailable.UNTRUSTED, quiet=True) from None
         if 300 <= status < 400:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from commerce.pay_client import PayError, PayUnavailable, WeChatPayClient
 from commerce.sale_models import Order, RefundState
-from commerce.wechatpay import Transaction
+from commerce.wechatpay import MAX_DESCRIPTION_BYTES, Transaction, cut_utf8
 from interact.floor.errors import Conflict, Unavailable
 
 
@@ -92,6 +92,9 @@ class WeChatProvider:
         trade_no = out_trade_no(order.id)
         if len(trade_no) > 32:
             raise Conflict("this order cannot be paid with WeChat Pay (id too long)")
+        # The description is the product's name, which nobody typed for WeChat: cut it to
+        # the spec's 127 bytes (between characters) rather than refuse the buyer's payment.
+        description = cut_utf8(description.strip(), MAX_DESCRIPTION_BYTES) or "order"
         try:
             prepay_id = await self.client.prepay(
                 trade_no, description, order.amount_fen, order.uid, order.deadline,

@@ -51,6 +51,8 @@ class ReserveOutcome(StrEnum):
     ENDED = "ended"
     NOT_FOUND = "not_found"
     BAD_QTY = "bad_qty"
+    COUPON_UNAVAILABLE = "coupon_unavailable"  # not the caller's, locked or used
+    COUPON_EXPIRED = "coupon_expired"  # outside its validity window
 
     @property
     def code(self) -> Code | None:
@@ -66,6 +68,8 @@ _RESERVE_CODES: dict[ReserveOutcome, Code | None] = {
     ReserveOutcome.ENDED: Code.CONFLICT,
     ReserveOutcome.NOT_FOUND: Code.NOT_FOUND,
     ReserveOutcome.BAD_QTY: Code.BAD_REQUEST,
+    ReserveOutcome.COUPON_UNAVAILABLE: Code.CONFLICT,
+    ReserveOutcome.COUPON_EXPIRED: Code.CONFLICT,
 }
 
 
@@ -134,6 +138,14 @@ class Order:
     # (``success``, ``closed`` or ``abnormal``: the last two need an operator).
     refund_status: RefundState | None = None
     refund_settled_at: int | None = None
+    # A coupon it was reserved with (commerce.coupons) and what that took off:
+    # ``amount_fen`` is what is paid, ``original_amount_fen`` what it would have been.
+    coupon: str | None = None
+    discount_fen: int = 0
+
+    @property
+    def original_amount_fen(self) -> int:
+        return self.amount_fen + self.discount_fen
 
     @property
     def expires_at(self) -> int:

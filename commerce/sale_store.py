@@ -18,7 +18,16 @@ Contract:
   uid holds qty more, a ``reserved`` order (amount = qty × price, deadline = now +
   reserve_ms) is created and joins the deadline index, ``order_reserved`` goes to the
   ledger, and the key is recorded. Only an order records its key: a refused attempt
-  leaves nothing, so a retry with the same key may succeed later. Keys are scoped to
+  leaves nothing, so a retry with the same key may succeed later.
+  With a ``coupon`` (``CouponUse``: its discount computed by ``commerce.coupons.
+  discount_fen`` from immutable terms), after ``sold_out``: a coupon not the uid's or not
+  ``available`` → ``coupon_unavailable``; outside its window → ``coupon_expired``; else
+  the order is for ``original − discount`` and the coupon is ``locked`` by it, in the
+  same step. ``release`` gives a locked coupon back (``available``), ``confirm_paid``
+  makes it ``used``, and a full ``mark_refunded`` of a ``paid`` order makes it
+  ``available`` again; each in its own step. Every order event of such an order carries
+  ``coupon``, ``original_amount_fen`` and ``discount_fen`` (``order_refunded`` also
+  ``coupon_restored``, "1" or "0"). Keys are scoped to
   (sale, uid), are 1..``MAX_IDEM_KEY`` characters (``ValueError`` otherwise) and are stored
   hashed (``idem_digest``), so their length never reaches a key or field name.
 - ``release(order_id, now_ms, reason, owner=None)`` returns a ``reserved`` order's units
@@ -77,7 +86,8 @@ Ledger events (``commerce.ledger``; all values strings, money in fen, ``ts`` the
 - ``sale_created``: sale, sku, price_fen, stock, limit, starts_at, ends_at, reserve_ms, ts
 - ``sale_closed``: sale, ends_at (the new end: the time it was closed), ts — its room
   ended before the sale did
-- ``order_reserved``: order, sale, uid, qty, amount_fen, deadline, ts
+- ``order_reserved``: order, sale, uid, qty, amount_fen, deadline, left (the sale's units
+  left after this reservation; "0": it sold out), ts
 - ``order_expired`` / ``order_cancelled``: order, sale, uid, qty, amount_fen, ts
 - ``order_paid``: order, sale, uid, qty, amount_fen, transaction_id, ts
 - ``payment_late``: order, sale, uid, qty, amount_fen, transaction_id, status (what the
@@ -94,6 +104,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from commerce.coupons import CouponStore, CouponUse
 from commerce.ids import room_of
 from commerce.ledger import parse_id
 from commerce.sale_models import (
@@ -138,8 +149,17 @@ class SaleStore(Protocol):
 
     async def in_room(self, room_id: str, now_ms: int) -> list[SaleView]: ...
 
+    # The coupon store whose coupons ``reserve`` locks (commerce.coupons).
+    coupons: CouponStore
+
     async def reserve(
-        self, sale_id: str, uid: str, qty: int, idem_key: str, now_ms: int
+        self,
+        sale_id: str,
+        uid: str,
+        qty: int,
+        idem_key: str,
+        now_ms: int,
+        coupon: CouponUse | None = None,
     ) -> ReserveResult: ...
 
     async def release(

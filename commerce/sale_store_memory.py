@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
+from commerce.coupon_store_memory import MemoryCouponStore
+from commerce.coupons import CouponStatus, CouponUse
 from commerce.ids import new_order_id, room_of
 from commerce.ledger_memory import MemoryLedger
 from commerce.sale_models import (
@@ -61,6 +63,8 @@ class _Sale:
 class MemorySaleStore:
     def __init__(self, ledger: MemoryLedger | None = None) -> None:
         self.ledger = ledger if ledger is not None else MemoryLedger()
+        # Coupons are locked, used, released and restored inside this store's steps.
+        self.coupons = MemoryCouponStore(self.ledger)
         self._sales: dict[str, _Sale] = {}
         self._room_sales: dict[str, list[str]] = {}  # room -> sale ids
         self._orders: dict[str, Order] = {}
@@ -126,7 +130,13 @@ class MemorySaleStore:
     # --- orders
 
     async def reserve(
-        self, sale_id: str, uid: str, qty: int, idem_key: str, now_ms: int
+        self,
+        sale_id: str,
+        uid: str,
+        qty: int,
+        idem_key: str,
+        now_ms: int,
+        coupon: CouponUse | None = None,
     ) -> ReserveResult:
         check_reserve_args(uid, idem_key)
         s = self._sale(sale_id)
@@ -147,6 +157,14 @@ class MemorySaleStore:
             return ReserveResult(ReserveOutcome.LIMIT_REACHED, None, s.left)
         if s.left < n:
             return ReserveResult(ReserveOutcome.SOLD_OUT, None, s.left)
+        original, discount = n * meta.price_fen, 0
+        if coupon is not None:
+            refused = self.coupons.refusal_now(coupon.coupon_id, uid, now_ms)
+            if refused is not None:
+                return ReserveResult(ReserveOutcome(refused), None, s.left)
+            if coupon.original_fen != original or not 0 < coupon.discount_fen < original:
+                raise ValueError("the coupon's discount was not computed for this order")
+            discount = coupon.discount_fen
         order_id = new_order_id(meta.room_id)
         while order_id in self._orders:
             order_id = new_order_id(meta.room_id)
@@ -156,12 +174,18 @@ class MemorySaleStore:
             room_id=meta.room_id,
             uid=uid,
             qty=n,
-            amount_fen=n * meta.price_fen,
+            amount_fen=original - discount,
             status=OrderStatus.RESERVED,
             created_at=now_ms,
             deadline=now_ms + meta.reserve_ms,
             idem_key=idem_key,
+            coupon=None if coupon is None else coupon.coupon_id,
+            discount_fen=discount,
         )
+        if coupon is not None:
+            self.coupons.move_now(
+                coupon.coupon_id, order_id, CouponStatus.AVAILABLE, CouponStatus.LOCKED
+            )
         s.left -= n
         s.reserved += n
         s.hold(uid, n)
@@ -176,6 +200,7 @@ class MemorySaleStore:
             {
                 **_fields(order, "order_reserved"),
                 "deadline": order.deadline,
+                "left": s.left,
                 "ts": now_ms,
             },
         )
@@ -204,6 +229,8 @@ class MemorySaleStore:
         s.reserved -= o.qty
         s.hold(o.uid, -o.qty)
         self._due.pop(o.id, None)
+        if o.coupon is not None:
+            self.coupons.move_now(o.coupon, o.id, CouponStatus.LOCKED, CouponStatus.AVAILABLE)
         out = self._put(
             dataclasses.replace(
                 o, status=OrderStatus(why.value), release_reason=why, released_at=now_ms
@@ -226,6 +253,8 @@ class MemorySaleStore:
             s.reserved -= o.qty
             s.paid += o.qty
             self._due.pop(o.id, None)
+            if o.coupon is not None:
+                self.coupons.move_now(o.coupon, o.id, CouponStatus.LOCKED, CouponStatus.USED)
             out = self._put(
                 dataclasses.replace(
                     o, status=OrderStatus.PAID, transaction_id=transaction_id, paid_at=now_ms
@@ -265,6 +294,14 @@ class MemorySaleStore:
         if o.status is not OrderStatus.PAID and not late:
             return None
         back = bool(restock) and not late
+        # The coupon comes back with a full refund of a paid order (a late payment's was
+        # released with the order, and may be another order's by now).
+        restored = (
+            not late
+            and refund_fen == o.amount_fen
+            and o.coupon is not None
+            and self.coupons.move_now(o.coupon, o.id, CouponStatus.USED, CouponStatus.AVAILABLE)
+        )
         if not late:
             s = self._sales[o.sale_id]
             s.paid -= o.qty
@@ -293,6 +330,7 @@ class MemorySaleStore:
                 "out_refund_no": out_refund_no,
                 "restock": int(back),
                 "late": int(late),
+                **({"coupon_restored": int(restored)} if o.coupon is not None else {}),
                 "ts": now_ms,
             },
         )
@@ -353,8 +391,8 @@ class MemorySaleStore:
 
 
 def _fields(order: Order, kind: str) -> dict[str, object]:
-    """The fields every order event has, but ``ts``."""
-    return {
+    """The fields every order event has, but ``ts``; an order with a coupon names it."""
+    fields: dict[str, object] = {
         "type": kind,
         "order": order.id,
         "sale": order.sale_id,
@@ -362,3 +400,10 @@ def _fields(order: Order, kind: str) -> dict[str, object]:
         "qty": order.qty,
         "amount_fen": order.amount_fen,
     }
+    if order.coupon is not None:
+        fields |= {
+            "coupon": order.coupon,
+            "original_amount_fen": order.original_amount_fen,
+            "discount_fen": order.discount_fen,
+        }
+    return fields

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from commerce.coupon_store_redis import RedisCouponStore
+from commerce.coupons import CouponUse
 from commerce.ids import new_order_id, room_of
 from commerce.keys import CommerceKeys
 from commerce.ledger import LEDGER_MAXLEN
@@ -132,6 +134,8 @@ def _order(rec: dict[str, str]) -> Order:
         restocked=rec.get("restocked") == "1",
         refund_status=RefundState(rec["refund_status"]) if rec.get("refund_status") else None,
         refund_settled_at=_opt_int(rec.get("refund_settled_at")),
+        coupon=rec.get("coupon") or None,
+        discount_fen=int(rec.get("discount_fen") or 0),
     )
 
 
@@ -143,6 +147,8 @@ class RedisSaleStore:
         self._keys = keys
         self._maxlen = ledger_maxlen
         self._ledger = RedisLedger(client, keys, maxlen=ledger_maxlen)
+        # Coupons are locked, used, released and restored inside the order scripts.
+        self.coupons = RedisCouponStore(client, keys, ledger_maxlen=ledger_maxlen)
         self._create = register(client, "sale_create")
         self._reserve = register(client, "order_reserve")
         self._release = register(client, "order_release")
@@ -205,7 +211,13 @@ class RedisSaleStore:
     # --- orders
 
     async def reserve(
-        self, sale_id: str, uid: str, qty: int, idem_key: str, now_ms: int
+        self,
+        sale_id: str,
+        uid: str,
+        qty: int,
+        idem_key: str,
+        now_ms: int,
+        coupon: CouponUse | None = None,
     ) -> ReserveResult:
         check_reserve_args(uid, idem_key)
         room = room_of(sale_id)
@@ -213,8 +225,12 @@ class RedisSaleStore:
             return ReserveResult(ReserveOutcome.NOT_FOUND)
         k, n = self._keys, qty_arg(qty)
         digest = idem_digest(uid, idem_key)
+        use = ["", 0, 0] if coupon is None else [
+            coupon.coupon_id, coupon.original_fen, coupon.discount_fen
+        ]  # fmt: skip
         for _ in range(_ID_TRIES):
             order_id = new_order_id(room)
+            coupon_key = k.order(order_id) if coupon is None else k.coupon(coupon.coupon_id)
             reply = await self._reserve(
                 keys=[
                     k.sale(sale_id),
@@ -224,12 +240,15 @@ class RedisSaleStore:
                     k.orders_in_room(room),
                     k.orders_due(room),
                     k.ledger(room),
+                    coupon_key,
                 ],
-                args=[uid, n, digest, idem_key, int(now_ms), order_id, self._maxlen],
+                args=[uid, n, digest, idem_key, int(now_ms), order_id, self._maxlen, *use],
             )
             outcome, left = _text(reply[0]), int(reply[1])
             if outcome == "taken":
                 continue
+            if outcome == "coupon_stale":
+                raise ValueError("the coupon's discount was not computed for this order")
             if outcome == "replay":
                 first = await self.get_order(_text(reply[2]))
                 return ReserveResult(ReserveOutcome.OK, first, left, replayed=True)
@@ -246,23 +265,33 @@ class RedisSaleStore:
                 created_at=int(now_ms),
                 deadline=int(reply[4]),
                 idem_key=idem_key,
+                coupon=None if coupon is None else coupon.coupon_id,
+                discount_fen=0 if coupon is None else coupon.discount_fen,
             )
             return ReserveResult(ReserveOutcome.OK, order, left)
         raise RuntimeError(f"no free order id in room {room} after {_ID_TRIES} tries")
 
-    async def _sale_of(self, order_id: str) -> str | None:
+    async def _refs(self, order_id: str) -> tuple[str, str] | None:
+        """The order's sale id and the key of its coupon (the order's own key when it has
+        none: a key of the same slot, which the scripts leave alone); both immutable."""
         if room_of(order_id) is None:
             return None
-        raw = await self._client.hget(self._keys.order(order_id), "sale_id")
-        return None if raw is None else _text(raw)
+        sale_id, coupon = await self._client.hmget(
+            self._keys.order(order_id), ["sale_id", "coupon"]
+        )
+        if sale_id is None:
+            return None
+        key = self._keys.coupon(_text(coupon)) if coupon else self._keys.order(order_id)
+        return _text(sale_id), key
 
     async def release(
         self, order_id: str, now_ms: int, reason: ReleaseReason, *, owner: str | None = None
     ) -> Order | None:
         why = ReleaseReason(reason)
-        sale_id = await self._sale_of(order_id)
-        if sale_id is None:
+        refs = await self._refs(order_id)
+        if refs is None:
             return None
+        sale_id, coupon_key = refs
         k, room = self._keys, room_of(order_id) or ""
         reply = await self._release(
             keys=[
@@ -271,6 +300,7 @@ class RedisSaleStore:
                 k.sale_holds(sale_id),
                 k.orders_due(room),
                 k.ledger(room),
+                coupon_key,
             ],
             args=[
                 int(now_ms),
@@ -286,12 +316,19 @@ class RedisSaleStore:
         self, order_id: str, amount_fen: int, transaction_id: str, now_ms: int
     ) -> ConfirmResult:
         check_payment_args(amount_fen, transaction_id, "transaction_id")
-        sale_id = await self._sale_of(order_id)
-        if sale_id is None:
+        refs = await self._refs(order_id)
+        if refs is None:
             return ConfirmResult(ConfirmOutcome.NOT_FOUND)
+        sale_id, coupon_key = refs
         k, room = self._keys, room_of(order_id) or ""
         reply = await self._confirm(
-            keys=[k.order(order_id), k.sale(sale_id), k.orders_due(room), k.ledger(room)],
+            keys=[
+                k.order(order_id),
+                k.sale(sale_id),
+                k.orders_due(room),
+                k.ledger(room),
+                coupon_key,
+            ],
             args=[amount_fen, transaction_id, int(now_ms), self._maxlen],
         )
         outcome = ConfirmOutcome(_text(reply[0]))
@@ -308,12 +345,16 @@ class RedisSaleStore:
         settled: bool = False,
     ) -> Order | None:
         check_payment_args(refund_fen, out_refund_no, "out_refund_no")
-        sale_id = await self._sale_of(order_id)
-        if sale_id is None:
+        refs = await self._refs(order_id)
+        if refs is None:
             return None
+        sale_id, coupon_key = refs
         k, room = self._keys, room_of(order_id) or ""
         reply = await self._refund(
-            keys=[k.order(order_id), k.sale(sale_id), k.sale_holds(sale_id), k.ledger(room)],
+            keys=[
+                k.order(order_id), k.sale(sale_id), k.sale_holds(sale_id), k.ledger(room),
+                coupon_key,
+            ],
             args=[
                 refund_fen, out_refund_no, int(now_ms), "1" if restock else "0", self._maxlen,
                 (RefundState.SUCCESS if settled else RefundState.PROCESSING).value,

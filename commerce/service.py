@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ from commerce.models import (
 from commerce.redpacket_store import RedPacketStore
 from commerce.split import split_equal, split_random
 from interact.floor.errors import BadRequest, Code, Conflict, Forbidden, InteractError, NotFound
+from rooms.audience import AudienceRecorder
 from rooms.broker import Broker
 
 log = logging.getLogger("interact.commerce")
@@ -173,6 +174,13 @@ class CommerceService:
         self.clock = clock
         self._passwords: dict[str, tuple[float, list[tuple[str, str, str]]]] = {}
         self._meta: dict[str, Lottery] = {}
+        # Exact audience counting (rooms.audience): grabbers and entrants, if kept.
+        self.recorder: AudienceRecorder | None = None
+        # (invited, invites) of a uid in a room: whether they entered through someone's
+        # share token, and how many entered through theirs. Growth's figures, handed in
+        # by the application (commerce does not import growth); None: such lotteries
+        # cannot be entered.
+        self.invite_facts: Callable[[str, str], Awaitable[tuple[bool, int]]] | None = None
 
     # -- red packets -------------------------------------------------------------
 
@@ -238,6 +246,11 @@ class CommerceService:
             code = result.outcome.code or Code.CONFLICT
             extra = {} if result.amount_fen is None else {"amount_fen": result.amount_fen}
             _raise_for(code, _GRAB_MESSAGES[result.outcome], **extra)
+        if self.recorder is not None:
+            room = room_of(packet_id) or ""
+            self.recorder.mark(room, "grab", uid)
+            self.recorder.add(room, "grabs")
+            self.recorder.add(room, "grab_fen", result.amount_fen or 0)
         if result.done:
             luckiest = None if result.luckiest is None else {
                 "uid": result.luckiest.uid, "amount_fen": result.luckiest.amount_fen}  # fmt: skip
@@ -330,6 +343,14 @@ class CommerceService:
                     f"watch the room for {cond.minutes} minute(s) first",
                     watched_ms=watched_ms or 0,
                 )
+        if cond.kind in (ConditionKind.INVITED, ConditionKind.INVITES):
+            if self.invite_facts is None:
+                raise Forbidden("invite conditions are not available")
+            invited, invites = await self.invite_facts(room_of(lottery_id) or "", uid)
+            if cond.kind is ConditionKind.INVITED and not invited:
+                raise Forbidden("enter the room through someone's invitation first")
+            if cond.kind is ConditionKind.INVITES and invites < (cond.n or 0):
+                raise Forbidden(f"invite {cond.n} viewer(s) into the room first", invites=invites)
         return await self._enter(lottery_id, uid)
 
     async def _lottery_meta(self, lottery_id: str) -> Lottery:
@@ -351,6 +372,10 @@ class CommerceService:
             raise Conflict("the lottery is closed", Code.EXPIRED)
         if result.outcome is EnterOutcome.ALREADY:
             raise Conflict("already entered", Code.CONFLICT, entries=result.entries)
+        if self.recorder is not None:
+            room = room_of(lottery_id) or ""
+            self.recorder.mark(room, "lottery", uid)
+            self.recorder.add(room, "lottery_entries")
         return result.entries
 
     async def draw(self, lottery_id: str, *, force: bool) -> LotteryView | None:

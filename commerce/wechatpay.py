@@ -15,6 +15,18 @@ certificates over the network unless given ``public_key`` and ``public_key_id``,
 no inverse helpers for a fake server. Here: typed errors, a freshness window, a replay
 guard, PKCS#1 or PKCS#8 keys, a platform public key or certificate, and no network.
 
+Platform keys: WeChat Pay signs answers and notifications with a platform certificate
+(serial: the certificate's hex serial number) or, since the move to the platform public
+key, with that key (id ``PUB_KEY_ID_…``); during a merchant's migration with either.
+:class:`PlatformKeys` holds any number of both and finds the one a message names in
+``Wechatpay-Serial`` (certificate serials case-insensitively and as numbers, the way
+``wechatpayv3`` compares them); :meth:`PlatformKeys.request_serial` is the serial a request
+names so that WeChat picks the key for its answer (the public key's id when one is held,
+else the newest certificate's serial, as ``wechatpayv3`` sends it). Anything that can
+``find`` a key by serial will do (:class:`PlatformKeySource`): the server's
+:class:`commerce.platform_keys.PlatformKeyring` re-reads its key files when a message names
+a serial it does not know.
+
 Messages signed (each line ends with ``\\n``)::
 
     request (Authorization)     METHOD, URL path with query, TIMESTAMP, NONCE, BODY
@@ -26,7 +38,9 @@ bodies or values taken from the message::
 
     UntrustedMessage         -- an answer or notification that must not be acted on
      ├── SignatureError      -- signature headers missing or malformed, or no match
-     ├── WrongSerial         -- Wechatpay-Serial is not the platform key we hold
+     │    └── SignatureTypeError -- Wechatpay-Signature-Type missing (notifications)
+     │                              or not WECHATPAY2-SHA256-RSA2048
+     ├── WrongSerial         -- Wechatpay-Serial names none of the platform keys we hold
      ├── StaleTimestamp      -- Wechatpay-Timestamp more than ``max_skew`` s from now
      ├── ReplayedNonce       -- a nonce already seen within the freshness window
      ├── DecryptError        -- the resource is not AEAD_AES_256_GCM or fails authentication
@@ -43,12 +57,13 @@ import json
 import re
 import secrets
 import string
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
@@ -65,20 +80,30 @@ __all__ = [
     "H_SIGNATURE",
     "H_SIGNATURE_TYPE",
     "H_TIMESTAMP",
+    "MAX_ATTACH_BYTES",
+    "MAX_DESCRIPTION_BYTES",
+    "MAX_NOTIFY_URL_BYTES",
+    "MAX_REASON_BYTES",
     "MAX_SKEW",
+    "PUBLIC_KEY_ID_PREFIX",
     "SCHEME",
     "AuthorizationHeader",
     "DecryptError",
     "EventType",
+    "KeyKind",
     "MalformedMessage",
     "MerchantConfig",
     "MismatchError",
     "NonceGuard",
     "Notification",
+    "PlatformKey",
+    "PlatformKeySource",
+    "PlatformKeys",
     "RefundResult",
     "RefundStatus",
     "ReplayedNonce",
     "SignatureError",
+    "SignatureTypeError",
     "StaleTimestamp",
     "TradeState",
     "Transaction",
@@ -88,15 +113,18 @@ __all__ = [
     "authorization",
     "check_refund",
     "check_transaction",
+    "cut_utf8",
     "decrypt_resource",
     "encode_body",
     "encrypt_resource",
     "fail_body",
     "jsapi_body",
     "load_apiv3_key",
+    "load_platform_key",
     "load_private_key",
     "load_public_key",
     "new_nonce",
+    "normalize_serial",
     "parse_authorization",
     "parse_notification",
     "parse_time",
@@ -107,6 +135,7 @@ __all__ = [
     "sign_message",
     "signed_headers",
     "time_expire",
+    "utf8_len",
     "valid_out_refund_no",
     "valid_out_trade_no",
     "verify_authorization",
@@ -128,14 +157,23 @@ H_SIGNATURE = "Wechatpay-Signature"
 H_SERIAL = "Wechatpay-Serial"
 H_SIGNATURE_TYPE = "Wechatpay-Signature-Type"
 
-# WeChat's rules: out_trade_no 6–32 of [0-9A-Za-z_-*]; out_refund_no 1–64 of [0-9A-Za-z_-|*@].
-_OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_*-]{6,32}")
+# WeChat's rules (JSAPI prepay and refund pages, 2025): out_trade_no 6–32 of
+# [0-9A-Za-z_-|*]; out_refund_no 1–64 of [0-9A-Za-z_-|*@]. Both ASCII: characters = bytes.
+_OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_|*-]{6,32}")
 _OUT_REFUND_NO = re.compile(r"[0-9A-Za-z_*|@-]{1,64}")
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _AUTH_PARAM = re.compile(r'\s*([a-z_]+)="([^"]*)"\s*(?:,|$)')
 _NONCE_CHARS = string.ascii_uppercase + string.digits
-MAX_DESCRIPTION = 127
-MAX_REASON = 80
+# Field limits of the spec, counted in bytes of UTF-8. The refund page says it outright for
+# reason ("不得超过80个字节"); the prepay page writes description as string(127) and says
+# "127个字符", but WeChat's string(n) types count bytes elsewhere (out_refund_no "64个字节"),
+# and 127 bytes is within 127 characters either way: the reading that is never refused.
+MAX_DESCRIPTION_BYTES = 127
+MAX_ATTACH_BYTES = 128
+MAX_REASON_BYTES = 80
+MAX_NOTIFY_URL_BYTES = 256
+MAX_OPENID_BYTES = 128
+PUBLIC_KEY_ID_PREFIX = "PUB_KEY_ID_"
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -156,9 +194,14 @@ class SignatureError(UntrustedMessage):
     default = "WeChat Pay signature missing, malformed or not matching"
 
 
+class SignatureTypeError(SignatureError):
+    code = "bad_signature_type"
+    default = "Wechatpay-Signature-Type missing or not " + SCHEME
+
+
 class WrongSerial(UntrustedMessage):
     code = "wrong_serial"
-    default = "Wechatpay-Serial is not the configured platform key id"
+    default = "Wechatpay-Serial names no configured platform key"
 
 
 class StaleTimestamp(UntrustedMessage):
@@ -229,6 +272,124 @@ def load_public_key(pem: str | bytes) -> RSAPublicKey:
     return key
 
 
+class KeyKind(StrEnum):
+    CERTIFICATE = "certificate"
+    PUBLIC_KEY = "public_key"
+
+
+def normalize_serial(serial: str) -> str:
+    """The form serials are compared in: upper case, and a certificate's hex serial without
+    leading zeros (``wechatpayv3`` compares them as numbers: ``int(serial, 16)``)."""
+    text = serial.strip().upper()
+    if text.startswith(PUBLIC_KEY_ID_PREFIX):
+        return text
+    if text and all(c in string.hexdigits for c in text):
+        return text.lstrip("0") or "0"
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformKey:
+    """One key WeChat Pay signs with: its serial as WeChat names it, and where it came from
+    (a file name, for logs; never the key)."""
+
+    serial: str
+    kind: KeyKind
+    public_key: RSAPublicKey = field(repr=False, compare=False)
+    not_after: datetime | None = None  # certificates only
+    source: str = ""
+
+
+def load_platform_key(pem: str | bytes, serial: str | None = None, source: str = "") -> PlatformKey:
+    """A platform key from PEM: a ``CERTIFICATE`` (its serial read from it; ``serial``, if
+    given, must match) or a ``PUBLIC KEY`` (``serial`` required: its ``PUB_KEY_ID_…``)."""
+    data = _pem_bytes(pem)
+    key = load_public_key(data)
+    if b"-----BEGIN CERTIFICATE-----" in data:
+        cert = x509.load_pem_x509_certificate(data)
+        own = format(cert.serial_number, "X")
+        if serial and normalize_serial(serial) != normalize_serial(own):
+            raise ValueError(f"platform certificate {source}: its serial is not {serial}")
+        return PlatformKey(own, KeyKind.CERTIFICATE, key, cert.not_valid_after_utc, source)
+    if not serial or not serial.isascii() or not serial.strip():
+        raise ValueError(f"platform public key {source}: its id (PUB_KEY_ID_...) is required")
+    # A bare key under a certificate's serial: a certificate's key given without the rest.
+    kind = _kind_of(serial)
+    return PlatformKey(serial.strip(), kind, key, None, source)
+
+
+def _kind_of(serial: str) -> KeyKind:
+    if serial.strip().upper().startswith(PUBLIC_KEY_ID_PREFIX):
+        return KeyKind.PUBLIC_KEY
+    return KeyKind.CERTIFICATE
+
+
+class PlatformKeySource(Protocol):
+    """Where verification finds the platform key a message names."""
+
+    def find(self, serial: str) -> PlatformKey | None:
+        """The key whose serial is ``serial`` (compared with :func:`normalize_serial`)."""
+        ...
+
+    def request_serial(self) -> str:
+        """The serial to send as a request's ``Wechatpay-Serial``."""
+        ...
+
+    def verified(self, key: PlatformKey, purpose: str) -> None:
+        """Told which key verified a message (``purpose``: the operation, ``notification``)."""
+        ...
+
+
+class PlatformKeys:
+    """An immutable set of platform keys, found by serial. Pure; counts what each verified.
+
+    At least one key; two keys with one serial are refused (which would verify is not
+    clear). :meth:`request_serial` is the public key's id when one is held (the newest
+    source wins if several), else the serial of the certificate that expires last.
+    """
+
+    def __init__(self, keys: Iterable[PlatformKey]) -> None:
+        by_serial: dict[str, PlatformKey] = {}
+        for key in keys:
+            norm = normalize_serial(key.serial)
+            if not norm:
+                raise ValueError("platform key: empty serial")
+            if norm in by_serial:
+                raise ValueError(f"platform keys: serial {key.serial} is given twice")
+            by_serial[norm] = key
+        if not by_serial:
+            raise ValueError("platform keys: at least one platform key is required")
+        self._by_serial = by_serial
+        self.verified_count: Counter[str] = Counter()
+
+    def __repr__(self) -> str:
+        return f"PlatformKeys({', '.join(self.describe())})"
+
+    def __iter__(self) -> Any:
+        return iter(self._by_serial.values())
+
+    def __len__(self) -> int:
+        return len(self._by_serial)
+
+    def describe(self) -> list[str]:
+        """``kind:serial`` of every key, for logs (no key material)."""
+        return [f"{k.kind.value}:{k.serial}" for k in self._by_serial.values()]
+
+    def find(self, serial: str) -> PlatformKey | None:
+        return self._by_serial.get(normalize_serial(serial))
+
+    def request_serial(self) -> str:
+        public = [k for k in self._by_serial.values() if k.kind is KeyKind.PUBLIC_KEY]
+        if public:
+            return public[-1].serial
+        never = datetime.max.replace(tzinfo=UTC)
+        newest = max(self._by_serial.values(), key=lambda k: k.not_after or never)
+        return normalize_serial(newest.serial)
+
+    def verified(self, key: PlatformKey, purpose: str) -> None:
+        self.verified_count[key.serial] += 1
+
+
 def load_apiv3_key(key: str | bytes) -> bytes:
     """The APIv3 key as the 32 bytes AES-256 uses (it is set as 32 ASCII characters)."""
     raw = key.encode() if isinstance(key, str) else bytes(key)
@@ -254,8 +415,10 @@ class MerchantConfig:
     """A merchant's WeChat Pay v3 identity and keys; the keys never appear in ``repr``.
 
     ``serial_no`` is the merchant API certificate's serial (sent in Authorization);
-    ``platform_serial`` is the id of WeChat Pay's key (``PUB_KEY_ID_…``, or the platform
-    certificate's serial) that signs answers and notifications. Refund notifications go to
+    ``platform_keys`` finds the WeChat Pay key (platform certificates, the platform public
+    key, or both during the migration) that signed an answer or notification. A single key
+    may be given instead as ``platform_public_key`` with ``platform_serial`` (its
+    ``PUB_KEY_ID_…`` or certificate serial). Refund notifications go to
     ``refund_notify_url`` when set, else to ``notify_url``.
     """
 
@@ -264,22 +427,40 @@ class MerchantConfig:
     serial_no: str
     private_key: RSAPrivateKey = field(repr=False)
     apiv3_key: bytes = field(repr=False)
-    platform_public_key: RSAPublicKey = field(repr=False)
-    platform_serial: str
     notify_url: str
     refund_notify_url: str | None = None
+    platform_keys: PlatformKeySource = field(default=None, repr=False)  # type: ignore[assignment]
+    platform_public_key: RSAPublicKey | None = field(default=None, repr=False)
+    platform_serial: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("mchid", "appid", "serial_no", "platform_serial", "notify_url"):
+        for name in ("mchid", "appid", "serial_no", "notify_url"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise ValueError(f"merchant config: {name} is required")
         if not isinstance(self.private_key, RSAPrivateKey):
             raise ValueError("merchant config: private_key must be an RSA private key")
-        if not isinstance(self.platform_public_key, RSAPublicKey):
-            raise ValueError("merchant config: platform_public_key must be an RSA public key")
         if not isinstance(self.apiv3_key, bytes) or len(self.apiv3_key) != APIV3_KEY_LEN:
             raise ValueError(f"merchant config: apiv3_key must be {APIV3_KEY_LEN} bytes")
+        for url in (self.notify_url, self.refund_notify_url):
+            if url is not None and (utf8_len(url) > MAX_NOTIFY_URL_BYTES or "?" in url):
+                raise ValueError(
+                    f"merchant config: a notify URL has at most {MAX_NOTIFY_URL_BYTES} bytes "
+                    "and no query string"
+                )
+        if self.platform_keys is None:
+            if not isinstance(self.platform_public_key, RSAPublicKey):
+                raise ValueError("merchant config: platform_keys or platform_public_key needed")
+            if not isinstance(self.platform_serial, str) or not self.platform_serial:
+                raise ValueError("merchant config: platform_serial is required")
+            kind = _kind_of(self.platform_serial)
+            keys = PlatformKeys([PlatformKey(self.platform_serial, kind, self.platform_public_key)])
+            # Held once, in platform_keys (so dataclasses.replace copies a valid config).
+            object.__setattr__(self, "platform_keys", keys)
+            object.__setattr__(self, "platform_public_key", None)
+            object.__setattr__(self, "platform_serial", None)
+        elif self.platform_public_key is not None:
+            raise ValueError("merchant config: give platform_keys or platform_public_key")
 
     @property
     def refund_notify(self) -> str:
@@ -292,20 +473,32 @@ class MerchantConfig:
         mchid: str,
         appid: str,
         serial_no: str,
-        platform_serial: str,
         notify_url: str,
+        platform_serial: str | None = None,
         private_key: str | bytes | None = None,
         private_key_file: str | Path | None = None,
         apiv3_key: str | bytes | None = None,
         apiv3_key_file: str | Path | None = None,
         platform_public_key: str | bytes | None = None,
         platform_public_key_file: str | Path | None = None,
+        platform_keys: PlatformKeySource | None = None,
         refund_notify_url: str | None = None,
     ) -> MerchantConfig:
         """Build from PEM text or files; each secret is given as a value or as a ``*_file``.
 
-        Errors name the setting, never its content.
+        The platform keys come as ``platform_keys``, or as one key (``platform_public_key``
+        or its file, with ``platform_serial``). Errors name the setting, never its content.
         """
+        if platform_keys is None:
+            platform_keys = PlatformKeys([
+                load_platform_key(
+                    _secret_source(
+                        "platform_public_key", platform_public_key, platform_public_key_file
+                    ),
+                    platform_serial,
+                    source="platform_public_key",
+                )
+            ])  # fmt: skip
         return cls(
             mchid=mchid,
             appid=appid,
@@ -314,12 +507,9 @@ class MerchantConfig:
                 _secret_source("private_key", private_key, private_key_file)
             ),
             apiv3_key=load_apiv3_key(_secret_source("apiv3_key", apiv3_key, apiv3_key_file)),
-            platform_public_key=load_public_key(
-                _secret_source("platform_public_key", platform_public_key, platform_public_key_file)
-            ),
-            platform_serial=platform_serial,
             notify_url=notify_url,
             refund_notify_url=refund_notify_url or None,
+            platform_keys=platform_keys,
         )
 
 
@@ -463,16 +653,22 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 def verify_response(
     headers: Mapping[str, str],
     body: bytes,
-    platform_key: RSAPublicKey,
-    platform_serial: str,
+    keys: PlatformKeySource,
     now: float,
     max_skew: float = MAX_SKEW,
-) -> None:
-    """Check the platform signature over ``body`` exactly as received; raise if untrusted.
+    *,
+    require_signature_type: bool = False,
+    purpose: str = "answer",
+) -> PlatformKey:
+    """Check the platform signature over ``body`` exactly as received; the key that verified.
 
-    Order: headers present, serial, freshness (|now − timestamp| ≤ ``max_skew``), then the
-    signature. WeChat sends deliberately bad "WECHATPAY/SIGNTEST/" signatures to probe that
-    merchants verify; they fail here like any other.
+    Order: headers present, the signature type, the serial (a key ``keys`` holds),
+    freshness (|now − timestamp| ≤ ``max_skew``), then the signature. A
+    ``Wechatpay-Signature-Type`` other than WECHATPAY2-SHA256-RSA2048 is refused; a missing
+    one only with ``require_signature_type`` (notifications: the spec lists it among their
+    headers). WeChat sends deliberately bad "WECHATPAY/SIGNTEST/" signatures to probe that
+    merchants verify; they fail here like any other. ``keys.verified`` is told the key and
+    ``purpose`` once the signature matched.
     """
     timestamp = _header(headers, H_TIMESTAMP)
     nonce = _header(headers, H_NONCE)
@@ -480,14 +676,24 @@ def verify_response(
     serial = _header(headers, H_SERIAL)
     if not timestamp or not nonce or not signature or not serial:
         raise SignatureError("WeChat Pay signature headers missing")
-    if serial != platform_serial:
-        raise WrongSerial()
+    signature_type = _header(headers, H_SIGNATURE_TYPE)
+    if signature_type is None and require_signature_type:
+        raise SignatureTypeError("Wechatpay-Signature-Type missing")
+    if signature_type is not None and signature_type != SCHEME:
+        raise SignatureTypeError()
     if not _TIMESTAMP.fullmatch(timestamp):
         raise SignatureError("Wechatpay-Timestamp malformed")
     if abs(now - int(timestamp)) > max_skew:
+        # Before the key lookup: a stale message must not make the key source re-read.
         raise StaleTimestamp()
-    if not verify_signature(platform_key, response_message(timestamp, nonce, body), signature):
+    key = keys.find(serial)
+    if key is None:
+        raise WrongSerial()
+    message = response_message(timestamp, nonce, body)
+    if not verify_signature(key.public_key, message, signature):
         raise SignatureError()
+    keys.verified(key, purpose)
+    return key
 
 
 class NonceGuard:
@@ -612,6 +818,7 @@ class Notification:
     summary: str
     original_type: str
     resource: dict[str, Any] = field(repr=False)
+    key_serial: str = ""  # the platform key that verified it
 
 
 def parse_notification(
@@ -628,8 +835,14 @@ def parse_notification(
     The nonce is recorded only once the signature is verified, so forged requests cannot
     use up nonces. Raises an :class:`UntrustedMessage` subclass.
     """
-    verify_response(
-        headers, body, config.platform_public_key, config.platform_serial, now, max_skew
+    key = verify_response(
+        headers,
+        body,
+        config.platform_keys,
+        now,
+        max_skew,
+        require_signature_type=True,
+        purpose="notification",
     )
     if replay_guard is not None:
         nonce = _header(headers, H_NONCE) or ""
@@ -654,6 +867,7 @@ def parse_notification(
         summary=str(data.get("summary", "")),
         original_type=str(resource.get("original_type", "")),
         resource=plain,
+        key_serial=key.serial,
     )
 
 
@@ -818,6 +1032,21 @@ def parse_time(text: str) -> int:
     return int(dt.timestamp() * 1000)
 
 
+def utf8_len(text: str) -> int:
+    """Bytes of ``text`` in UTF-8, the unit of WeChat Pay's field limits."""
+    return len(text.encode("utf-8"))
+
+
+def cut_utf8(text: str, max_bytes: int) -> str:
+    """The longest prefix of ``text`` of at most ``max_bytes`` UTF-8 bytes, cut between
+    characters (never inside one: WeChat refuses invalid UTF-8, and the buyer's bill would
+    show a broken character)."""
+    raw = text.encode("utf-8")
+    if len(raw) <= max_bytes:
+        return text
+    return raw[:max_bytes].decode("utf-8", errors="ignore")
+
+
 def valid_out_trade_no(value: object) -> bool:
     return isinstance(value, str) and _OUT_TRADE_NO.fullmatch(value) is not None
 
@@ -844,11 +1073,15 @@ def jsapi_body(
 ) -> dict[str, Any]:
     """The body of ``POST /v3/pay/transactions/jsapi``; ValueError on what WeChat refuses."""
     if not valid_out_trade_no(out_trade_no):
-        raise ValueError("out_trade_no must be 6-32 of [0-9A-Za-z_-*]")
-    if not isinstance(description, str) or not 1 <= len(description) <= MAX_DESCRIPTION:
-        raise ValueError(f"description must be 1-{MAX_DESCRIPTION} characters")
-    if not isinstance(payer_openid, str) or not payer_openid:
-        raise ValueError("payer_openid is required")
+        raise ValueError("out_trade_no must be 6-32 of [0-9A-Za-z_-|*]")
+    if not isinstance(description, str) or not 1 <= utf8_len(description) <= (
+        MAX_DESCRIPTION_BYTES
+    ):
+        raise ValueError(f"description must be 1-{MAX_DESCRIPTION_BYTES} bytes of UTF-8")
+    if not isinstance(payer_openid, str) or not 1 <= utf8_len(payer_openid) <= MAX_OPENID_BYTES:
+        raise ValueError(f"payer_openid must be 1-{MAX_OPENID_BYTES} bytes")
+    if attach is not None and utf8_len(attach) > MAX_ATTACH_BYTES:
+        raise ValueError(f"attach must be at most {MAX_ATTACH_BYTES} bytes of UTF-8")
     body: dict[str, Any] = {
         "appid": config.appid,
         "mchid": config.mchid,
@@ -875,7 +1108,7 @@ def refund_body(
 ) -> dict[str, Any]:
     """The body of ``POST /v3/refund/domestic/refunds``; ValueError on what WeChat refuses."""
     if not valid_out_trade_no(out_trade_no):
-        raise ValueError("out_trade_no must be 6-32 of [0-9A-Za-z_-*]")
+        raise ValueError("out_trade_no must be 6-32 of [0-9A-Za-z_-|*]")
     if not valid_out_refund_no(out_refund_no):
         raise ValueError("out_refund_no must be 1-64 of [0-9A-Za-z_-|*@]")
     total = _check_fen("total_fen", total_fen)
@@ -889,8 +1122,8 @@ def refund_body(
         "amount": {"refund": refund, "total": total, "currency": CURRENCY},
     }
     if reason:
-        if len(reason) > MAX_REASON:
-            raise ValueError(f"reason must be at most {MAX_REASON} characters")
+        if utf8_len(reason) > MAX_REASON_BYTES:
+            raise ValueError(f"reason must be at most {MAX_REASON_BYTES} bytes of UTF-8")
         body["reason"] = reason
     return body
 

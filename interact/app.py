@@ -14,29 +14,40 @@ from typing import Any
 from aiohttp import web
 
 from commerce.service import CommerceLimits, CommerceService
+from interact.alerts_setup import build_alerts
 from interact.api import add_routes
+from interact.api import console as console_api
 from interact.api.common import MAX_ANY_BODY_BYTES
 from interact.api.middleware import errors
+from interact.archive_setup import build_archiving
 from interact.config import Config
 from interact.context import Context
 from interact.edge import Edge
 from interact.engine import Engine, memory_engine, redis_engine
 from interact.floor.errors import Close
+from interact.growth_setup import build_growth
 from interact.hub import Hub, HubConfig
 from interact.metrics import Metrics
 from interact.moderation_setup import WordListSync, build_moderation
 from interact.orders_setup import build_orders, close_orders
+from interact.reports_setup import build_reports
+from interact.webhooks_setup import build_webhooks
 from interact.wechat_login import WeChatLogin
 from interact.ws import ws_handler
+from rooms.audience import AudienceRecorder
 from rooms.service import RoomService
 
 log = logging.getLogger("interact")
 
 
 def build_engine(config: Config) -> Engine:
+    # Archiving reads every comment from the journal, which only it needs.
+    journal = config.archiving
     if config.redis_url:
-        return redis_engine(config.redis_url, config.redis_prefix, config.history_size)
-    return memory_engine(config.history_size)
+        return redis_engine(
+            config.redis_url, config.redis_prefix, config.history_size, journal=journal
+        )
+    return memory_engine(config.history_size, journal=journal)
 
 
 def node_id() -> str:
@@ -47,6 +58,7 @@ def build_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[errors], client_max_size=MAX_ANY_BODY_BYTES)
     app.router.add_get("/ws", ws_handler)
     add_routes(app)
+    console_api.setup(app, config)
     app.cleanup_ctx.append(_context(config))
     return app
 
@@ -76,7 +88,10 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
         metrics = Metrics()
         moderation = build_moderation(config, engine, metrics)
         words_sync = WordListSync(engine, moderation)
+        # One per process: every producer marks it, the hub writes it once per tick.
+        recorder = AudienceRecorder()
         service = RoomService(
+            recorder=recorder,
             rooms=engine.rooms,
             danmaku=engine.danmaku,
             broker=engine.broker,
@@ -111,6 +126,8 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
             ),
             metrics=metrics,
             node_id=node,
+            audience=engine.audience,
+            recorder=recorder,
         )
         commerce = CommerceService(
             packets=engine.packets,
@@ -119,6 +136,14 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
             limits=CommerceLimits(max_total_fen=config.max_packet_fen),
         )
         orders = build_orders(config, engine)
+        commerce.recorder = orders.recorder = recorder
+        webhooks, close_webhooks = build_webhooks(config, engine, node)
+        archiving = build_archiving(config, engine)
+        reports = build_reports(config, engine, moderation)
+        growth = build_growth(config, engine)
+        orders.on_paid.append(growth.order_paid)  # invite rewards for invitees' payments
+        commerce.invite_facts = growth.invite_facts  # lucky bags' invite conditions
+        alerts = build_alerts(config, engine, node, webhooks)
         wechat = None
         if config.wechat_appid and config.wechat_secret:
             wechat = WeChatLogin(
@@ -137,6 +162,11 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
             node_id=node,
             edge=Edge(config.max_conns_per_address, config.max_unwelcomed),
             wechat=wechat,
+            webhooks=webhooks,
+            archiving=archiving,
+            reports=reports,
+            growth=growth,
+            alerts=alerts,
         )
         hub.on_control = _control_handler(hub)
         await hub.start()
@@ -146,7 +176,18 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
             asyncio.create_task(_every(orders.sweep, config.sweep_interval), name="orders"),
             asyncio.create_task(_every(orders.reconcile, 5.0), name="reconcile"),
             asyncio.create_task(_every(orders.flush_stock, config.tick_ms / 1000), name="stock"),
+            asyncio.create_task(webhooks.run(config.webhook_poll_interval), name="webhooks"),
+            asyncio.create_task(alerts.run(config.alert_interval), name="alerts"),
         ]
+        if growth.reminders.sender is not None:
+            reminders = growth.reminders.run(config.reminder_poll)
+            loops.append(asyncio.create_task(reminders, name="reminders"))
+        loops.append(
+            asyncio.create_task(_every(reports.sweep, config.sweep_interval), name="reports")
+        )
+        if archiving is not None:
+            archive = _every(archiving.writer.sweep, config.archive_interval)
+            loops.append(asyncio.create_task(archive, name="archive"))
         try:
             yield
         finally:
@@ -155,6 +196,11 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
             for task in loops:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await alerts.close()
+            await close_webhooks()
+            await growth.close()
+            if archiving is not None:
+                await archiving.close()
             await moderation.close()
             if moderation.security is not None:
                 await moderation.security.close()

@@ -1,4 +1,5 @@
-"""The ``interact`` command: ``serve``, ``token``, ``verify-lottery``, ``bench``."""
+"""The ``interact`` command: ``serve``, ``token``, ``verify-lottery``, ``verify-archive``,
+``bench``."""
 
 from __future__ import annotations
 
@@ -177,6 +178,35 @@ def cmd_verify_lottery(ns: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_verify_archive(ns: argparse.Namespace) -> int:
+    from archive.reading import ArchiveFormatError, LineSplitter
+    from archive.records import Verifier
+
+    verifier = Verifier()
+    splitter = LineSplitter()
+    try:
+        with open(ns.file, "rb") as fh:
+            while chunk := fh.read(64 * 1024):
+                for line in splitter.feed(chunk):
+                    verifier.feed(line)
+        splitter.close()
+    except OSError as exc:
+        print(f"interact verify-archive: {exc}", file=sys.stderr)
+        return 2
+    except ArchiveFormatError as exc:
+        # A cut or corrupt file: the chain cannot be followed to its seal.
+        verifier.cut(str(exc))
+    report = verifier.finish(ns.head)
+    for line in report.lines():
+        print(line)
+    counts = ", ".join(f"{kind} {n}" for kind, n in sorted(report.counts.items()))
+    print(f"records: {report.records} ({counts or 'none'})")
+    if report.head is not None:
+        print(f"head: {report.head}")
+    print("VERIFIED" if report.ok else "NOT VERIFIED")
+    return 0 if report.ok else 1
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="interact", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -212,6 +242,16 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--prior-winners", metavar="FILE", help="for new_first lotteries")
     check.add_argument("--prior-winners-sha256", help="the proof's prior_winners_sha256")
     check.set_defaults(func=cmd_verify_lottery)
+    archive = sub.add_parser(
+        "verify-archive",
+        help="re-check a room archive's hash chain and head",
+        description="Follow a room archive's SHA-256 chain from its header to its seal "
+        "(gzip or plain JSON Lines) and compare the head with the archive_sealed ledger "
+        "entry's. Exit status: 0 verified, 1 not verified, 2 the file cannot be read.",
+    )
+    archive.add_argument("file", metavar="FILE", help="the archive (<room>.jsonl.gz)")
+    archive.add_argument("--head", help="the head of the archive_sealed ledger entry (hex)")
+    archive.set_defaults(func=cmd_verify_archive)
     sub.add_parser(
         "bench",
         help="load tests: interact bench SCENARIO --help (the same as python -m bench)",

@@ -193,9 +193,7 @@ class ClientFrames:
             if rsv & ~0x40 or (rsv and self._inflater is None):
                 raise WsClose(PROTOCOL_ERROR, "reserved bits without an extension")
 
-    def _fragment(
-        self, b0: int, op: int, payload: bytes, out: list[tuple[int, bytes]]
-    ) -> None:
+    def _fragment(self, b0: int, op: int, payload: bytes, out: list[tuple[int, bytes]]) -> None:
         """One data frame of a message, checked; the message once its last frame came."""
         fin = b0 & 0x80
         if op == OP_CONTINUATION:

@@ -13,7 +13,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-SECRET_FIELDS = frozenset({"secret", "wechat_secret", "wechatpay_apiv3_key"})
+SECRET_FIELDS = frozenset(
+    {"secret", "wechat_secret", "wechatpay_apiv3_key", "archive_s3_secret_key"}
+)
 
 
 @dataclass(slots=True)
@@ -78,12 +80,52 @@ class Config:
     wechatpay_apiv3_key_file: str = ""
     wechatpay_platform_public_key_file: str = ""
     wechatpay_platform_serial: str = ""
+    wechatpay_platform_keys_dir: str = ""
+    wechatpay_keys_reload_interval: float = 10.0
     wechatpay_notify_url: str = ""
     wechatpay_base_url: str = "https://api.mch.weixin.qq.com/"
     sweep_interval: float = 0.5
     wechat_appid: str = ""
     wechat_secret: str = ""
     wechat_api_base: str = "https://api.weixin.qq.com/"
+    console_users_file: str = ""
+    webhook_allow_http: bool | None = None
+    webhook_allow_private: bool = False
+    webhook_max_endpoints: int = 50
+    webhook_concurrency: int = 64
+    webhook_per_endpoint: int = 8
+    webhook_timeout: float = 15.0
+    webhook_lease: float = 60.0
+    webhook_rotation_overlap: float = 24 * 3600.0
+    webhook_poll_interval: float = 0.1
+    archive_dir: str = ""
+    archive_lease: float = 60.0
+    archive_interval: float = 2.0
+    archive_page: int = 1000
+    archive_s3_bucket: str = ""
+    archive_s3_endpoint: str = ""
+    archive_s3_region: str = "us-east-1"
+    archive_s3_prefix: str = ""
+    archive_s3_access_key: str = ""
+    archive_s3_secret_key: str = ""
+    archive_s3_part_mb: int = 8
+    report_hold_after: int = 3
+    report_response: float = 900.0
+    share_tokens_per_room: int = 5
+    reminder_templates: str = ""
+    reminder_lead: float = 3 * 3600.0
+    reminder_page: str = "pages/room/room"
+    reminder_fields: str = "thing1,time2"
+    reminder_state: str = "formal"
+    reminder_lang: str = "zh_CN"
+    reminder_per_s: float = 20.0
+    reminder_max_credits: int = 4
+    reminder_lease: float = 60.0
+    reminder_poll: float = 1.0
+    alert_interval: float = 2.0
+    alert_lease: float = 10.0
+    alert_rules: str = ""
+    analytics_retention: float = 7 * 24 * 3600.0
     log_level: str = "info"
     log_format: str = "json"
 
@@ -99,6 +141,19 @@ class Config:
             return "wechat"
         # The dev provider lets a buyer mark their own order paid: only in the embedded setup.
         return "dev" if self.engine == "memory" else "none"
+
+    @property
+    def archiving(self) -> bool:
+        """Rooms are archived (to archive_s3_bucket, else archive_dir)."""
+        return bool(self.archive_s3_bucket or self.archive_dir)
+
+    @property
+    def webhook_http_allowed(self) -> bool:
+        """http:// webhook URLs (to loopback hosts only): by default in development, the
+        setup where dev login is on; production needs https://."""
+        if self.webhook_allow_http is not None:
+            return self.webhook_allow_http
+        return self.dev_login_enabled
 
     @property
     def dev_login_enabled(self) -> bool:
@@ -142,17 +197,45 @@ class Config:
         if self.payment == "wechat":
             missing = [
                 name for name in ("wechatpay_mchid", "wechatpay_serial",
-                                  "wechatpay_private_key_file",
-                                  "wechatpay_platform_public_key_file",
-                                  "wechatpay_platform_serial", "wechatpay_notify_url")
+                                  "wechatpay_private_key_file", "wechatpay_notify_url")
                 if not getattr(self, name)
             ]  # fmt: skip
+            # The platform keys: the public key file with its id, and/or a keys directory.
+            if not (self.wechatpay_platform_public_key_file or self.wechatpay_platform_keys_dir):
+                missing.append("wechatpay_platform_public_key_file or wechatpay_platform_keys_dir")
+            elif self.wechatpay_platform_public_key_file and not self.wechatpay_platform_serial:
+                missing.append("wechatpay_platform_serial")
             if not (self.wechatpay_appid or self.wechat_appid):
                 missing.append("wechatpay_appid")
             if not (self.wechatpay_apiv3_key or self.wechatpay_apiv3_key_file):
                 missing.append("wechatpay_apiv3_key_file")
             if missing:
                 raise ValueError(f"WeChat Pay needs {', '.join(missing)}")
+        if not self.wechatpay_keys_reload_interval >= 0:  # NaN too
+            raise ValueError("wechatpay_keys_reload_interval must not be negative")
+        if not (
+            self.webhook_timeout > 0
+            and self.webhook_lease > 0
+            and self.webhook_poll_interval > 0
+            and self.webhook_rotation_overlap >= 0
+        ):
+            raise ValueError(
+                "webhook_timeout, webhook_lease and webhook_poll_interval must be "
+                "positive, webhook_rotation_overlap not negative"
+            )
+        if not self.webhook_lease >= 2 * self.webhook_timeout:
+            # A lease that ends while its attempt may still be waiting for an answer lets
+            # another process send the same attempt: the margin covers recording the
+            # outcome and a loaded event loop.
+            raise ValueError(
+                f"webhook_lease ({self.webhook_lease:g} s) must be at least twice "
+                f"webhook_timeout ({self.webhook_timeout:g} s)"
+            )
+        if min(self.webhook_max_endpoints, self.webhook_concurrency, self.webhook_per_endpoint) < 1:
+            raise ValueError(
+                "webhook_max_endpoints, webhook_concurrency and "
+                "webhook_per_endpoint must be at least 1"
+            )
         if self.soft_buffer_bytes > self.hard_buffer_bytes:
             raise ValueError("soft_buffer_bytes must not exceed hard_buffer_bytes")
         if self.likes_per_s < 0 or self.rooms_per_anchor < 0 or self.unstarted_room_ttl < 0:
@@ -165,6 +248,43 @@ class Config:
             raise ValueError("suspend_grace must not be negative")
         if self.max_conns_per_address < 0 or self.max_unwelcomed < 0:
             raise ValueError("max_conns_per_address and max_unwelcomed must not be negative")
+        if not (self.archive_lease > 0 and self.archive_interval > 0 and self.archive_page >= 1):
+            raise ValueError(
+                "archive_lease and archive_interval must be positive, archive_page at least 1"
+            )
+        if not 5 <= self.archive_s3_part_mb <= 512:
+            raise ValueError("archive_s3_part_mb must be from 5 (S3's smallest part) to 512")
+        if self.report_hold_after < 0 or not self.report_response > 0:
+            raise ValueError("report_hold_after must not be negative, report_response positive")
+        if self.share_tokens_per_room < 1 or self.reminder_max_credits < 1:
+            raise ValueError("share_tokens_per_room and reminder_max_credits must be at least 1")
+        if not (
+            self.reminder_lead >= 0
+            and self.reminder_per_s > 0
+            and self.reminder_lease > 0
+            and self.reminder_poll > 0
+        ):
+            raise ValueError(
+                "reminder_lead must not be negative; reminder_per_s, reminder_lease and "
+                "reminder_poll must be positive"
+            )
+        if len([f for f in self.reminder_fields.split(",") if f.strip()]) != 2:
+            raise ValueError("reminder_fields must name two data keys: title,time")
+        if self.reminder_state not in ("developer", "trial", "formal"):
+            raise ValueError("reminder_state must be developer, trial or formal")
+        if self.reminder_lang not in ("zh_CN", "en_US", "zh_HK", "zh_TW"):
+            raise ValueError("reminder_lang must be zh_CN, en_US, zh_HK or zh_TW")
+        if not (0 < self.alert_interval and 2 * self.alert_interval <= self.alert_lease):
+            raise ValueError("alert_interval must be positive and at most half alert_lease")
+        if not self.analytics_retention > 0:
+            raise ValueError("analytics_retention must be positive")
+        from rooms.alerts import AlertRules, parse_overrides
+
+        AlertRules().with_overrides(parse_overrides(self.alert_rules))  # ValueError if bad
+        if self.console_users_file:
+            from interact.console_login import load_users
+
+            load_users(self.console_users_file)  # a ValueError naming the line, or OSError
 
 
 HELP: dict[str, str] = {
@@ -211,8 +331,7 @@ HELP: dict[str, str] = {
     "welcome_timeout": "seconds from a WebSocket upgrade to the welcome before it is closed",
     "max_conns_per_address": "open connections from one IP address per process (0 = no cap)",
     "max_unwelcomed": (
-        "connections per process not yet welcomed (request head, upgrade, admission; "
-        "0 = no cap)"
+        "connections per process not yet welcomed (request head, upgrade, admission; 0 = no cap)"
     ),
     "shutdown_grace": "seconds to wait for connections to finish on shutdown",
     "rate_per_s": "comments per second a viewer may send in a room (sustained)",
@@ -253,6 +372,15 @@ HELP: dict[str, str] = {
     "wechatpay_apiv3_key_file": "file holding the APIv3 key",
     "wechatpay_platform_public_key_file": "WeChat Pay platform public key (PEM file)",
     "wechatpay_platform_serial": "the platform public key's id (PUB_KEY_ID_...)",
+    "wechatpay_platform_keys_dir": (
+        "directory of WeChat Pay platform keys: platform certificates (*.pem) and the "
+        "platform public key as PUB_KEY_ID_....pem; all of them verify, re-read when WeChat "
+        "names a serial not held"
+    ),
+    "wechatpay_keys_reload_interval": (
+        "least seconds between two re-reads of the platform key files on an unknown "
+        "Wechatpay-Serial (0 = never; restart to load new keys)"
+    ),
     "wechatpay_notify_url": "public URL of POST /api/v1/pay/wechat/notify",
     "wechatpay_base_url": "WeChat Pay API root (a local fake in tests)",
     "max_packet_fen": "largest red packet, fen (default 20,000 yuan)",
@@ -260,6 +388,78 @@ HELP: dict[str, str] = {
     "wechat_appid": "mini-program app id (enables POST /api/v1/auth/wechat)",
     "wechat_secret": "mini-program app secret",
     "wechat_api_base": "base URL of the WeChat API (a local fake in tests)",
+    "console_users_file": (
+        "console accounts, one 'username role argon2-hash' a line (POST /api/v1/auth/console; "
+        "docs/console.md)"
+    ),
+    "webhook_allow_http": (
+        "allow http:// webhook URLs to loopback hosts (default: on where dev login is on; "
+        "production needs https://)"
+    ),
+    "webhook_allow_private": (
+        "let webhooks reach private, loopback and link-local addresses (SSRF guard off; "
+        "tests and closed networks only)"
+    ),
+    "webhook_max_endpoints": "webhook endpoints a deployment may register",
+    "webhook_concurrency": "webhook deliveries in flight per process",
+    "webhook_per_endpoint": (
+        "webhook deliveries in flight (and connections) per endpoint per process"
+    ),
+    "webhook_timeout": "seconds a webhook endpoint has to answer a delivery",
+    "webhook_lease": (
+        "seconds a process holds a delivery (or a ledger entry) before another process may "
+        "take it over; at least twice webhook_timeout"
+    ),
+    "webhook_rotation_overlap": "seconds the previous webhook secret still signs after a rotation",
+    "webhook_poll_interval": "seconds between webhook rounds when there is nothing to do",
+    "archive_dir": (
+        "directory where ended rooms' archives are written (docs/archive.md); empty: rooms "
+        "are not archived and comments beyond history_size are not kept"
+    ),
+    "archive_lease": "seconds a process holds a room's archive before another may take it over",
+    "archive_s3_bucket": (
+        "S3-compatible bucket for the archives (docs/archive.md); set, it replaces archive_dir"
+    ),
+    "archive_s3_endpoint": "S3-compatible endpoint URL (MinIO, COS, OSS ...); empty: AWS",
+    "archive_s3_region": "the bucket's region",
+    "archive_s3_prefix": "key prefix of the archive objects in the bucket, e.g. archives/",
+    "archive_s3_access_key": "S3 access key; empty: AWS_ACCESS_KEY_ID and the usual chain",
+    "archive_s3_secret_key": "S3 secret key; empty: AWS_SECRET_ACCESS_KEY and the usual chain",
+    "archive_s3_part_mb": "MiB per part of an archive's multipart upload (5 to 512)",
+    "report_hold_after": (
+        "distinct viewers reporting one comment that hold it (retract pending review); 0: never"
+    ),
+    "report_response": (
+        "seconds a viewer report may wait before the room's staff are alerted (客诉响应)"
+    ),
+    "archive_interval": "seconds between looks for rooms waiting to be archived",
+    "archive_page": "records read and written per step while archiving (the lease is renewed each)",
+    "share_tokens_per_room": (
+        "share tokens one viewer may hold per room; past it, the newest is handed out again"
+    ),
+    "reminder_templates": (
+        "subscribe-message template ids (comma-separated) for pre-live reminders; empty: "
+        "reminders off (they also need wechat_appid and wechat_secret)"
+    ),
+    "reminder_lead": "seconds before a room's scheduled start that the first reminder goes out",
+    "reminder_page": "mini-program page a reminder opens (the room id is added as ?room=)",
+    "reminder_fields": "the template's data keys for the room title and the start time",
+    "reminder_state": "miniprogram_state of reminders: developer, trial or formal",
+    "reminder_lang": "lang of reminders: zh_CN, en_US, zh_HK or zh_TW",
+    "reminder_per_s": "reminders sent per second by one process",
+    "reminder_max_credits": "subscribe-message credits one viewer may hold per room",
+    "reminder_lease": "seconds a process holds a reminder job before another may take it over",
+    "reminder_poll": "seconds between looks for due reminder jobs",
+    "alert_interval": "seconds between evaluations of a live room's alert rules",
+    "alert_lease": (
+        "seconds a process holds a room's alert lease without renewing it; a dead "
+        "process's rooms are taken over after this"
+    ),
+    "alert_rules": (
+        "default alert thresholds as name=value,... (docs/analytics.md; disabled=a+b "
+        "turns rules off); rooms override them over REST"
+    ),
+    "analytics_retention": "seconds a room's analytics and alerts are kept after it ends",
     "log_level": "debug, info, warning or error",
     "log_format": "json or text",
 }

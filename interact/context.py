@@ -13,17 +13,22 @@ from aiohttp import web
 
 from commerce.orders import OrderService
 from commerce.service import CommerceService
+from interact.alerts_setup import AlertEvaluator
+from interact.archive_setup import Archiving
 from interact.config import Config
 from interact.edge import Edge
 from interact.engine import Engine
+from interact.growth_setup import Growth
 from interact.hub import Hub
 from interact.metrics import Metrics
 from interact.moderation_setup import WordListSync
 from interact.protocol import Enter, Grab, ack
 from interact.viewer import Viewer
 from interact.wechat_login import WeChatLogin
+from moderation.report_service import ReportService
 from moderation.service import ModerationService
 from rooms.service import RoomService
+from webhooks.service import WebhookService
 
 log = logging.getLogger("interact")
 
@@ -44,6 +49,11 @@ class Context:
     node_id: str
     edge: Edge
     wechat: WeChatLogin | None = None
+    webhooks: WebhookService | None = None
+    growth: Growth | None = None
+    archiving: Archiving | None = None  # None: archive_dir not set
+    reports: ReportService | None = None  # viewer reports (docs/moderation.md)
+    alerts: AlertEvaluator | None = None
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Awaitable[Any]) -> None:

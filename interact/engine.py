@@ -22,9 +22,12 @@ from commerce.sale_store import SaleStore
 from moderation.moderation_log import ModerationLog
 from moderation.mute_store import MuteStore
 from moderation.rate_limiter import RateLimiter
+from moderation.report_store import ReportStore
 from moderation.review_queue import ReviewQueue
 from moderation.room_settings import ModerationSettings
 from moderation.word_store import WordListStore
+from rooms.alert_store import AlertStore
+from rooms.audience import AudienceStore
 from rooms.broker import Broker
 from rooms.danmaku_log import DanmakuLog
 from rooms.presence import Presence
@@ -69,8 +72,11 @@ class Engine:
     mutes: MuteStore
     modlog: ModerationLog
     review: ReviewQueue
+    reports: ReportStore
     mod_settings: ModerationSettings
     words: WordListStore
+    audience: AudienceStore
+    alerts: AlertStore
     ping: Callable[[], Awaitable[bool]] = field(default=_always_ready)
     _close: Callable[[], Awaitable[None]] = field(default=_nothing)
 
@@ -82,7 +88,7 @@ class Engine:
         await self._close()
 
 
-def memory_engine(history_size: int) -> Engine:
+def memory_engine(history_size: int, *, journal: bool = False) -> Engine:
     from commerce.ledger_memory import MemoryLedger
     from commerce.lottery_store_memory import MemoryLotteryStore
     from commerce.nonce_store import MemoryNonceStore
@@ -91,9 +97,12 @@ def memory_engine(history_size: int) -> Engine:
     from moderation.moderation_log_memory import MemoryModerationLog
     from moderation.mute_store_memory import MemoryMuteStore
     from moderation.rate_limiter_memory import MemoryRateLimiter
+    from moderation.report_store_memory import MemoryReportStore
     from moderation.review_queue_memory import MemoryReviewQueue
     from moderation.room_settings_memory import MemoryModerationSettings
     from moderation.word_store import MemoryWordListStore
+    from rooms.alert_store_memory import MemoryAlertStore
+    from rooms.audience_memory import MemoryAudience
     from rooms.broker_memory import MemoryBroker
     from rooms.danmaku_log_memory import MemoryDanmakuLog
     from rooms.presence_memory import MemoryPresence
@@ -101,14 +110,16 @@ def memory_engine(history_size: int) -> Engine:
     from rooms.stats_memory import MemoryRoomStats
 
     broker = MemoryBroker()
-    rooms = MemoryRoomStore()
     # One ledger for both stores: a room's money events form one log.
     ledger = MemoryLedger()
+    # room_started / room_ended go to the ledger in the transition's step (webhooks).
+    rooms = MemoryRoomStore(ledger=ledger.append_now)
+    review = MemoryReviewQueue()
     return Engine(
         kind="memory",
         broker=broker,
         rooms=rooms,
-        danmaku=MemoryDanmakuLog(rooms, broker, history_size),
+        danmaku=MemoryDanmakuLog(rooms, broker, history_size, journal=journal),
         presence=MemoryPresence(),
         stats=MemoryRoomStats(),
         packets=MemoryRedPacketStore(ledger),
@@ -119,9 +130,12 @@ def memory_engine(history_size: int) -> Engine:
         limiter=MemoryRateLimiter(),
         mutes=MemoryMuteStore(),
         modlog=MemoryModerationLog(),
-        review=MemoryReviewQueue(),
+        review=review,
+        reports=MemoryReportStore(review),
         mod_settings=MemoryModerationSettings(),
         words=MemoryWordListStore(),
+        audience=MemoryAudience(),
+        alerts=MemoryAlertStore(),
     )
 
 
@@ -227,7 +241,7 @@ def connect_redis(url: str) -> tuple[AnyRedis, Pipe | None]:
     return client, attach_pipe(client)
 
 
-def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
+def redis_engine(url: str, prefix: str, history_size: int, *, journal: bool = False) -> Engine:
 
     from commerce.keys import CommerceKeys
     from commerce.ledger_redis import RedisLedger
@@ -239,9 +253,12 @@ def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
     from moderation.moderation_log_redis import RedisModerationLog
     from moderation.mute_store_redis import RedisMuteStore
     from moderation.rate_limiter_redis import RedisRateLimiter
+    from moderation.report_store_redis import RedisReportStore
     from moderation.review_queue_redis import RedisReviewQueue
     from moderation.room_settings_redis import RedisModerationSettings
     from moderation.word_store_redis import RedisWordListStore
+    from rooms.alert_store_redis import RedisAlertStore
+    from rooms.audience_redis import RedisAudience
     from rooms.broker_redis import RedisBroker
     from rooms.broker_redis_cluster import RedisClusterBroker
     from rooms.danmaku_log_redis import RedisDanmakuLog
@@ -273,8 +290,8 @@ def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
     return Engine(
         kind="redis-cluster" if cluster else "redis",
         broker=broker,
-        rooms=RedisRoomStore(c, keys),
-        danmaku=RedisDanmakuLog(c, keys, history_size),
+        rooms=RedisRoomStore(c, keys, ledger=money_keys.ledger),
+        danmaku=RedisDanmakuLog(c, keys, history_size, journal=journal),
         presence=RedisPresence(c, keys),
         stats=RedisRoomStats(c, keys),
         packets=RedisRedPacketStore(c, money_keys),
@@ -286,8 +303,11 @@ def redis_engine(url: str, prefix: str, history_size: int) -> Engine:
         mutes=RedisMuteStore(c, mod_keys),
         modlog=RedisModerationLog(c, mod_keys),
         review=RedisReviewQueue(c, mod_keys),
+        reports=RedisReportStore(c, mod_keys),
         mod_settings=RedisModerationSettings(c, mod_keys),
         words=RedisWordListStore(c, mod_keys),
+        audience=RedisAudience(c, prefix),
+        alerts=RedisAlertStore(c, prefix),
         ping=ping,
         _close=close,
     )

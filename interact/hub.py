@@ -29,6 +29,7 @@ from interact.metrics import Metrics
 from interact.outbound import Out, encode_outs
 from interact.protocol import Codec
 from interact.viewer import Viewer, build_frame, close_socket
+from rooms.audience import AudienceRecorder, AudienceStore, Batch
 from rooms.broker import CONTROL_ROOM, Broker
 from rooms.danmaku_log import DanmakuLog, History
 from rooms.presence import Presence
@@ -65,11 +66,16 @@ class Place:
 
     joined_at: float  # monotonic: its watch time carries on from here when it returns
     until: float  # monotonic
+    # Monotonic start of its watch time as a place (rooms.audience): it counts from its
+    # first suspension to its end (taken back, dropped, or ``until``). inf once handed
+    # back to a returning connection, which counts from then on.
+    since: float = 0.0
 
 
 def expired_places(places: dict[str, Place], now: float) -> list[str]:
-    """The uids whose place's grace is over."""
-    return [uid for uid, place in places.items() if place.until <= now]
+    """The uids whose place's grace is over (a place being taken back by a connection
+    still joining is not: that connection came within the grace)."""
+    return [uid for uid, place in places.items() if place.until <= now and place.since != math.inf]
 
 
 class LocalRoom:
@@ -94,6 +100,8 @@ class LocalRoom:
         "stock",
         "subscribed",
         "suspended",
+        "watch_at",
+        "watch_s",
         "window",
     )
 
@@ -120,6 +128,24 @@ class LocalRoom:
         # uid -> its place kept while its app is in the background (Hub.suspend): one
         # per uid, so a user holds no more places than it had connections.
         self.suspended: dict[str, Place] = {}
+        # Watch time (rooms.audience): connections, joining ones included, integrated
+        # over time up to ``watch_at``, and not yet written (seconds). Places add theirs
+        # when they end.
+        self.watch_at = time.monotonic()
+        self.watch_s = 0.0
+
+    def accrue(self, now: float) -> None:
+        """Bring the watch-time integral up to ``now``: called before every change to the
+        room's connections, so it is exact without a timer or a per-viewer record."""
+        n = sum(len(g) for g in self.groups.values()) + len(self.joining)
+        if n and now > self.watch_at:
+            self.watch_s += n * (now - self.watch_at)
+        self.watch_at = max(self.watch_at, now)
+
+    def end_place(self, place: Place, now: float) -> None:
+        """A place ended (taken back, dropped, or its grace over): add its watch time."""
+        self.watch_s += max(0.0, min(now, place.until) - place.since)
+        place.since = math.inf
 
     def count(self) -> int:
         return sum(len(g) for g in self.groups.values()) + len(self.suspended)
@@ -143,8 +169,14 @@ class Hub:
         config: HubConfig,
         metrics: Metrics,
         node_id: str,
+        audience: AudienceStore | None = None,
+        recorder: AudienceRecorder | None = None,
     ) -> None:
         self.broker = broker
+        # Exact audience counting (rooms.audience): marked here and by the services
+        # without awaiting, written once per tick; None: kept nowhere.
+        self.audience = audience
+        self.recorder = recorder if recorder is not None else AudienceRecorder()
         self.danmaku = danmaku
         self.presence = presence
         self.stats = stats
@@ -193,6 +225,8 @@ class Hub:
         for task in [*self._loops, *self._tasks]:
             with contextlib.suppress(BaseException):
                 await task
+        with contextlib.suppress(Exception):
+            await self._record_watch(time.monotonic())
         for room_id in list(self.rooms):
             with contextlib.suppress(Exception):
                 await self.presence.report(room_id, self.node_id, 0, 1)
@@ -219,10 +253,13 @@ class Hub:
             self.metrics.rooms.set(len(self.rooms))
         viewer.pending = []
         place = room.suspended.get(viewer.user.uid)
+        now = time.monotonic()
         if place is not None:
             # Back from the background: its watch time runs from its first join. The
             # place itself is given up at promotion, so the count never dips meanwhile.
             viewer.joined_at = min(viewer.joined_at, place.joined_at)
+            room.end_place(place, now)  # the joining connection counts from here
+        room.accrue(now)
         room.joining.add(viewer)
         try:
             if room.subscribed is None:
@@ -238,7 +275,11 @@ class Hub:
                 # Read after subscribing, like the history: nothing announced is missed.
                 welcome.update(await snapshot(room.id))
         except BaseException:
+            now = time.monotonic()
+            room.accrue(now)
             room.joining.discard(viewer)
+            if place is not None and room.suspended.get(viewer.user.uid) is place:
+                place.since = min(now, place.until)  # still kept: it counts again
             viewer.pending = None
             sub = room.subscribed
             if sub is not None and sub.done() and (sub.cancelled() or sub.exception()):
@@ -270,34 +311,57 @@ class Hub:
         viewer.pending = None
         room.joining.discard(viewer)
         room.groups.setdefault(viewer.variant, set()).add(viewer)
-        room.suspended.pop(viewer.user.uid, None)  # it takes its own place back
+        place = room.suspended.pop(viewer.user.uid, None)  # it takes its own place back
+        if place is not None:
+            room.end_place(place, time.monotonic())
         self.metrics.connections.inc()
         if pending:
             viewer.send(pending)
 
     def leave(self, viewer: Viewer) -> None:
+        if self._remove(viewer) and viewer.seen_seq is not None:
+            self.recorder.add(viewer.room_id, "exits")
+
+    def _remove(self, viewer: Viewer) -> bool:
+        """Out of its room's fan-out; False when it was not in it (any more)."""
         room = self.rooms.get(viewer.room_id)
         if room is None:
-            return
+            return False
+        now = time.monotonic()
+        room.accrue(now)
+        removed = viewer in room.joining
+        if removed:
+            place = room.suspended.get(viewer.user.uid)
+            if place is not None and place.since == math.inf:
+                place.since = min(now, place.until)  # not taken back after all: it lapses
         room.joining.discard(viewer)
         group = room.groups.get(viewer.variant)
         if group is not None and viewer in group:
             group.discard(viewer)
             self.metrics.connections.dec()
+            removed = True
+        return removed
 
     def suspend(self, viewer: Viewer) -> None:
         """The viewer closed with 4100 (its app went to the background): out of the
         fan-out, but its place (online count, watch time) is kept for ``suspend_grace``
         seconds for the same uid to take back (``join``); the idle sweep drops it after."""
-        self.leave(viewer)
+        removed = self._remove(viewer)
         grace = self.config.suspend_grace
         room = self.rooms.get(viewer.room_id)
         if room is None or grace <= 0 or viewer.seen_seq is None:
+            if removed and viewer.seen_seq is not None:
+                self.recorder.add(viewer.room_id, "exits")
             return  # never welcomed: it had no place to keep
-        until = time.monotonic() + grace
+        now = time.monotonic()
+        until = now + grace
         place = room.suspended.get(viewer.user.uid)
         if place is None:
-            room.suspended[viewer.user.uid] = Place(viewer.joined_at, until)
+            room.suspended[viewer.user.uid] = Place(viewer.joined_at, until, now)
+        elif place.since == math.inf:  # handed to a connection that has just left again
+            place.joined_at = min(place.joined_at, viewer.joined_at)
+            place.until = until
+            place.since = now
         else:  # a second connection of the same user: still one place
             place.joined_at = min(place.joined_at, viewer.joined_at)
             place.until = until
@@ -413,18 +477,31 @@ class Hub:
         roles = out.obj.get("to")
         if not isinstance(roles, list):
             return
+        uids = out.obj.get("uids")
+        if isinstance(uids, list):
+            # For some users (a report's outcome to its reporters): each gets it without
+            # the list of the others.
+            uids = set(uids)
+            out = Out({k: v for k, v in out.obj.items() if k != "uids"})
+        else:
+            uids = set()
         for viewer in room.viewers():
-            if viewer.user.role.value in roles:
+            if viewer.user.role.value in roles or viewer.user.uid in uids:
                 viewer.send([out])
         for viewer in room.joining:
-            if viewer.user.role.value in roles and viewer.pending is not None:
+            if viewer.pending is not None and (
+                viewer.user.role.value in roles or viewer.user.uid in uids
+            ):
                 viewer.pending.append(out)  # sent right after its welcome
 
     def close_user(self, uid: str, code: int, message: bytes) -> int:
         """Close every connection of ``uid`` in this process; returns how many."""
         closed = 0
         for room in self.rooms.values():
-            room.suspended.pop(uid, None)  # a banned user is not kept counted either
+            place = room.suspended.pop(uid, None)  # a banned user is not kept counted either
+            if place is not None:
+                room.end_place(place, time.monotonic())
+                self.recorder.add(room.id, "exits")
             for viewer in [*room.viewers(), *room.joining]:
                 if viewer.user.uid == uid:
                     viewer.close(code, message)
@@ -435,6 +512,12 @@ class Hub:
         """Count a view for the room's stats; written once per tick, not per join (a task
         per handshake was a tenth of a join's time in a reconnect storm)."""
         self._joins.setdefault(room_id, []).append(uid)
+        room = self.rooms.get(room_id)
+        self.recorder.mark(room_id, "watch", uid)
+        if room is None or uid not in room.suspended:
+            # A connection taking its place back (a resume within the grace) is the same
+            # watch, not a new view.
+            self.recorder.add(room_id, "watch_pv")
 
     def add_like(self, room_id: str, uid: str, n: int) -> None:
         """Count a viewer's likes up to its per-second limit (the excess is dropped and
@@ -446,6 +529,9 @@ class Hub:
         if granted < n:
             self.metrics.likes_dropped.inc(n - granted)
         room.pending_likes += granted
+        if granted:
+            self.recorder.mark(room_id, "like", uid)
+            self.recorder.add(room_id, "likes", granted)
 
     # -- the tick --------------------------------------------------------------
 
@@ -609,6 +695,30 @@ class Hub:
             if room.pending_likes:
                 n, room.pending_likes = room.pending_likes, 0
                 self._spawn(self._send_likes(room.id, n))
+            if room.watch_s >= 0.001:  # a leave or a place's end since the last tick
+                self._take_watch(room)
+        if len(self.recorder):
+            self._spawn(self._record(self.recorder.take()))
+
+    def _take_watch(self, room: LocalRoom) -> None:
+        ms = int(room.watch_s * 1000)
+        room.watch_s -= ms / 1000  # the fraction of a millisecond waits for the next
+        self.recorder.add(room.id, "watch_ms", ms)
+
+    async def _record_watch(self, now: float) -> None:
+        """Bring every room's watch time up to ``now`` and write all that is pending."""
+        for room in self.rooms.values():
+            room.accrue(now)
+            self._take_watch(room)
+        await self._record(self.recorder.take())
+
+    async def _record(self, batches: list[Batch]) -> None:
+        if self.audience is None or not batches:
+            return
+        try:
+            await self.audience.record(batches)
+        except Exception:
+            log.warning("could not record %d audience batches", len(batches), exc_info=True)
 
     async def _count_joins(self, room_id: str, uids: list[str]) -> None:
         try:
@@ -634,6 +744,8 @@ class Hub:
         ttl_ms = int(interval * 3 * 1000)
         while True:
             await asyncio.sleep(interval)
+            # Before the reports: a room's online total read 0 means its watch time is in.
+            await self._record_watch(time.monotonic())
             for room in list(self.rooms.values()):
                 if room.empty():
                     await self._drop_room(room)
@@ -666,7 +778,9 @@ class Hub:
             cutoff = now - cfg.idle_timeout
             for room in list(self.rooms.values()):
                 for uid in expired_places(room.suspended, now):
-                    del room.suspended[uid]  # it did not come back: the next count drops
+                    # It did not come back: the next count drops; its watch ended at until.
+                    room.end_place(room.suspended.pop(uid), now)
+                    self.recorder.add(room.id, "exits")
                 for viewer in [*room.viewers(), *room.joining]:
                     if viewer.closing:
                         continue

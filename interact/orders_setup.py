@@ -5,9 +5,21 @@ from __future__ import annotations
 from commerce.orders import OrderService
 from commerce.pay_client import WeChatPayClient
 from commerce.payment import DevProvider, NoProvider, PaymentProvider, WeChatProvider
+from commerce.platform_keys import PlatformKeyring
 from commerce.wechatpay import MerchantConfig
 from interact.config import Config
 from interact.engine import Engine
+
+
+def platform_keyring(config: Config) -> PlatformKeyring:
+    """WeChat Pay's keys: the public key file and/or the keys directory (certificates and
+    ``PUB_KEY_ID_….pem``), re-read on an unknown serial (commerce.platform_keys)."""
+    return PlatformKeyring(
+        public_key_file=config.wechatpay_platform_public_key_file or None,
+        public_key_id=config.wechatpay_platform_serial or None,
+        keys_dir=config.wechatpay_platform_keys_dir or None,
+        reload_interval=config.wechatpay_keys_reload_interval,
+    )
 
 
 def merchant_config(config: Config) -> MerchantConfig:
@@ -15,12 +27,11 @@ def merchant_config(config: Config) -> MerchantConfig:
         mchid=config.wechatpay_mchid,
         appid=config.wechatpay_appid or config.wechat_appid,
         serial_no=config.wechatpay_serial,
-        platform_serial=config.wechatpay_platform_serial,
         notify_url=config.wechatpay_notify_url,
         private_key_file=config.wechatpay_private_key_file,
         apiv3_key=config.wechatpay_apiv3_key or None,
         apiv3_key_file=config.wechatpay_apiv3_key_file or None,
-        platform_public_key_file=config.wechatpay_platform_public_key_file,
+        platform_keys=platform_keyring(config),
     )
 
 

@@ -60,7 +60,16 @@ class Ping:
     ref: Ref = None
 
 
-ClientMessage = Dm | Like | Grab | Enter | Ping
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A viewer's report of a comment or a user; the fields are checked by
+    ``moderation.reports.parse_report``."""
+
+    fields: dict[str, Any]
+    ref: Ref = None
+
+
+ClientMessage = Dm | Like | Grab | Enter | Ping | Report
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,12 +168,20 @@ def _parse_ping(obj: dict[str, Any], ref: Ref) -> ClientMessage | ProtocolError:
     return Ping(ref=ref)
 
 
+_REPORT_FIELDS = ("seq", "uid", "reason", "note")
+
+
+def _parse_report(obj: dict[str, Any], ref: Ref) -> ClientMessage | ProtocolError:
+    return Report(fields={k: obj[k] for k in _REPORT_FIELDS if k in obj}, ref=ref)
+
+
 _PARSERS = {
     "dm": _parse_dm,
     "like": _parse_like,
     "grab": _parse_grab,
     "enter": _parse_enter,
     "ping": _parse_ping,
+    "report": _parse_report,
 }
 
 

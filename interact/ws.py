@@ -12,6 +12,7 @@ from aiohttp import HttpVersion11, WSCloseCode, WSMsgType, hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.web_protocol import RequestHandler
 
+from growth.invites import valid_token as valid_share_token
 from interact import tokens
 from interact.client_frames import WsClose, close_payload
 from interact.context import Context
@@ -28,11 +29,13 @@ from interact.protocol import (
     Like,
     Ping,
     ProtocolError,
+    Report,
     ack,
     error,
     parse_client_frame,
 )
 from interact.viewer import CLOSE_TIMEOUT_S, Viewer, close_socket, linger
+from moderation.reports import parse_report
 from rooms.models import Room, valid_room_id
 from rooms.service import Author, Held
 
@@ -102,6 +105,10 @@ def parse_query(query_string: str) -> tuple[dict[str, str], Codec]:
         query = dict(parse_qsl(query_string, max_num_fields=16))
     except ValueError:
         raise ValueError("too many query parameters") from None
+    inv = query.get("inv")
+    if inv is not None and not valid_share_token(inv):
+        # A share path the client mangled: refused like a bad codec, on both paths.
+        raise ValueError("inv must be a share token (16 characters: A-Z a-z 0-9 - _)")
     try:
         return query, Codec(query.get("codec", "json"))
     except ValueError:
@@ -288,6 +295,10 @@ async def join(ctx: Context, viewer: Viewer, room: Room, query: dict[str, str]) 
     ctx.edge.welcomed(viewer.transport)
     ctx.metrics.handshakes.labels("ok").inc()
     ctx.hub.count_join(viewer.room_id, viewer.user.uid)
+    inv = query.get("inv")
+    if inv is not None and ctx.growth is not None:
+        # Attribution after the welcome, beside it: the join never waits on it.
+        ctx.spawn(ctx.growth.invites.open(viewer.room_id, viewer.user.uid, inv))
     return True
 
 
@@ -332,6 +343,8 @@ async def _reply_to(ctx: Context, viewer: Viewer, data: str | bytes) -> dict[str
             return reply
         if isinstance(message, Grab | Enter):
             return await ctx.interactions(viewer, message)
+        if isinstance(message, Report):
+            return await report(ctx, viewer, message)
     except InteractError as exc:
         if isinstance(message, Dm):
             ctx.metrics.comments.labels(exc.code.value).inc()
@@ -340,3 +353,12 @@ async def _reply_to(ctx: Context, viewer: Viewer, data: str | bytes) -> dict[str
         log.warning("could not handle a %s", type(message).__name__, exc_info=True)
         return ack(message.ref, False, Code.OVERLOADED.value, msg="temporarily unavailable")
     return None
+
+
+async def report(ctx: Context, viewer: Viewer, message: Report) -> dict[str, Any]:
+    """A viewer's report (docs/protocol.md ``report``): acked with its id."""
+    if ctx.reports is None:
+        return ack(message.ref, False, Code.NOT_FOUND.value, msg="reports are off")
+    target, reason, note = parse_report(message.fields)
+    filed = await ctx.reports.report(viewer.room_id, viewer.user.uid, target, reason, note)
+    return ack(message.ref, True, **filed)

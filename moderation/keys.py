@@ -69,6 +69,21 @@ class ModerationKeys:
         """Stream: comments of the room held for review, one ``item`` JSON field each."""
         return f"{self.prefix}review:{{{room_id}}}"
 
+    # --- viewer reports (``moderation.report_store``)
+
+    def reports(self, room_id: str) -> str:
+        """Hash: ``t:<target>`` -> the open report's id, ``i:<id>`` -> its target, and
+        ``h:<id>`` once its comment was held."""
+        return f"{self._room(room_id)}:reports"
+
+    def reporters(self, room_id: str, target: str) -> str:
+        """Hash: reporter uid -> reason, of the open report on ``target``."""
+        return f"{self._room(room_id)}:reporters:{target}"
+
+    def report_alerts(self) -> str:
+        """Sorted set: ``<room> <report id>`` scored by when its alert is due (ms); global."""
+        return f"{self.prefix}reports:due"
+
     # --- room settings and circuit breaker (``moderation.room_settings``)
 
     def settings(self, room_id: str) -> str:

@@ -11,6 +11,10 @@ Contract:
   process: of any number of concurrent ``take`` calls for one item, one gets the item and
   the others None, so two operators releasing and dropping at once resolve it once. An
   unknown or malformed id is None.
+- ``get(room_id, item_id)``: a queued item without taking it (None when not queued).
+- ``list(..., kind=k)`` lists only items whose ``kind`` field is ``k`` (``"report"``: the
+  viewer reports of ``moderation.report_store``; held comments carry no ``kind``, and
+  ``kind=""`` lists only them). The limit counts the items answered, not those skipped.
 - ``pending(room_id)``: how many items are queued.
 - At most about ``max_items`` per room (default ``REVIEW_MAXLEN``): past it the oldest
   unreviewed items are dropped (the Redis engine trims approximately, the memory engine
@@ -42,8 +46,15 @@ class ReviewQueue(Protocol):
 
     async def take(self, room_id: str, item_id: str) -> dict[str, Any] | None: ...
 
+    async def get(self, room_id: str, item_id: str) -> dict[str, Any] | None: ...
+
     async def pending(self, room_id: str) -> int: ...
 
     async def list(
-        self, room_id: str, limit: int = 100, after: str | None = None
+        self, room_id: str, limit: int = 100, after: str | None = None, kind: str | None = None
     ) -> builtins.list[tuple[str, dict[str, Any]]]: ...
+
+
+def kind_matches(item: Mapping[str, Any], kind: str | None) -> bool:
+    """Whether ``list(..., kind=kind)`` answers ``item``."""
+    return kind is None or item.get("kind", "") == kind

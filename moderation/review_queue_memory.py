@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from interact.floor.event_log import StreamIds, format_id, parse_id
-from moderation.review_queue import REVIEW_MAXLEN, encode_item
+from moderation.review_queue import REVIEW_MAXLEN, encode_item, kind_matches
 
 
 class _Queue:
@@ -46,12 +46,24 @@ class MemoryReviewQueue:
         body = None if queue is None else queue.items.pop(key, None)
         return None if body is None else orjson.loads(body)
 
+    def has(self, room_id: str, item_id: str) -> bool:
+        queue = self._rooms.get(room_id)
+        try:
+            return queue is not None and parse_id(item_id) in queue.items
+        except ValueError:
+            return False
+
+    async def get(self, room_id: str, item_id: str) -> dict[str, Any] | None:
+        if not self.has(room_id, item_id):
+            return None
+        return orjson.loads(self._rooms[room_id].items[parse_id(item_id)])
+
     async def pending(self, room_id: str) -> int:
         queue = self._rooms.get(room_id)
         return 0 if queue is None else len(queue.items)
 
     async def list(
-        self, room_id: str, limit: int = 100, after: str | None = None
+        self, room_id: str, limit: int = 100, after: str | None = None, kind: str | None = None
     ) -> builtins.list[tuple[str, dict[str, Any]]]:
         floor = (-1, -1) if after is None else parse_id(after)
         queue = self._rooms.get(room_id)
@@ -60,7 +72,10 @@ class MemoryReviewQueue:
         out: builtins.list[tuple[str, dict[str, Any]]] = []
         for item_id, body in queue.items.items():
             if item_id > floor:
-                out.append((format_id(item_id), orjson.loads(body)))
+                item = orjson.loads(body)
+                if not kind_matches(item, kind):
+                    continue
+                out.append((format_id(item_id), item))
                 if len(out) >= limit:
                     break
         return out

@@ -11,4 +11,3 @@ from interact.floor import scripts
 def register(client: Redis, name: str) -> AsyncScript:
     """A callable script; redis-py runs it by EVALSHA and reloads it after a Redis restart."""
     return scripts.register(client, name, package="moderation")
-

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from interact.floor.errors import BadRequest, Code
+from interact.floor.errors import BadRequest, Code, Conflict
 from interact.floor.moderation_policy import Action, Verdict
 from moderation.content_security import ContentSecurity
 from moderation.moderation_log import ModerationLog
@@ -309,6 +309,10 @@ class ModerationService:
         self, room_id: str, item_id: str, by: str, action: str
     ) -> dict[str, Any] | None:
         """Release or drop a held comment, exactly once; None when already handled."""
+        queued = await self.review.get(room_id, item_id)
+        if queued is not None and queued.get("kind") == "report":
+            # Its reporters wait for an outcome: reports are resolved, not released.
+            raise Conflict("that item is a viewer report: resolve it at /reports/{id}/resolve")
         item = await self.review.take(room_id, item_id)
         if item is not None:
             comment = item.get("comment", {})

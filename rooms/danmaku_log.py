@@ -14,6 +14,12 @@ Contract:
   messages after ``since`` and ``recovered=True``; otherwise the most recent ``limit``
   messages and ``recovered=False``.
 - ``retract(seq)`` removes one message from the history; True when it was there.
+- With ``journal`` on (the deployment archives rooms), every appended message also goes
+  to the room's journal in the same atomic step, and every successful retraction adds
+  ``{"t": "retract", "seq": N, "ts": ms}`` to it: an append-only list the history's cap
+  never trims, read by the archive writer (docs/archive.md). ``journal(room, start,
+  count)`` reads entries ``start .. start+count-1`` (0-based, in append order); with
+  ``journal`` off it reads as empty.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ class DanmakuLog(Protocol):
     ) -> History: ...
 
     async def retract(self, room_id: str, seq: int) -> bool: ...
+
+    async def journal(self, room_id: str, start: int, count: int) -> list[bytes]: ...
 
 
 def in_window(since: int | None, epoch: str | None, head: int, cur_epoch: str, size: int) -> bool:

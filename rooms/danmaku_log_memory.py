@@ -12,23 +12,27 @@ from interact.floor.errors import Code, Conflict, NotFound
 from rooms.broker_memory import MemoryBroker
 from rooms.danmaku_log import Appended, History, in_window
 from rooms.models import RoomStatus
-from rooms.room_store_memory import MemoryRoomStore
+from rooms.room_store_memory import MemoryRoomStore, wall_ms
 
 # The log owns these two fields; a body cannot overwrite them (the Redis script agrees).
 _RESERVED = frozenset({"t", "seq"})
 
 
 class _RoomLog:
-    __slots__ = ("epoch", "items", "seq")
+    __slots__ = ("epoch", "items", "journal", "seq")
 
     def __init__(self) -> None:
         self.seq = 0
         self.epoch = secrets.token_hex(4)
         self.items: OrderedDict[int, bytes] = OrderedDict()
+        self.journal: list[bytes] = []
 
 
 class MemoryDanmakuLog:
-    def __init__(self, rooms: MemoryRoomStore, broker: MemoryBroker, size: int) -> None:
+    def __init__(
+        self, rooms: MemoryRoomStore, broker: MemoryBroker, size: int, *, journal: bool = False
+    ) -> None:
+        self._journal = journal
         self._rooms = rooms
         self._broker = broker
         self._size = size
@@ -53,6 +57,8 @@ class MemoryDanmakuLog:
         fields = {k: v for k, v in body.items() if k not in _RESERVED}
         payload = orjson.dumps({"t": "dm", "seq": log.seq, **fields})
         log.items[log.seq] = payload
+        if self._journal:
+            log.journal.append(payload)
         floor = log.seq - self._size
         while log.items and next(iter(log.items)) <= floor:
             log.items.popitem(last=False)
@@ -72,4 +78,14 @@ class MemoryDanmakuLog:
 
     async def retract(self, room_id: str, seq: int) -> bool:
         log = self._logs.get(room_id)
-        return log is not None and log.items.pop(seq, None) is not None
+        if log is None or log.items.pop(seq, None) is None:
+            return False
+        if self._journal:
+            log.journal.append(orjson.dumps({"t": "retract", "seq": seq, "ts": wall_ms()}))
+        return True
+
+    async def journal(self, room_id: str, start: int, count: int) -> list[bytes]:
+        log = self._logs.get(room_id)
+        if log is None or start < 0 or count <= 0:
+            return []
+        return log.journal[start : start + count]

@@ -8,6 +8,7 @@ every process.
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any
 
 import orjson
@@ -24,12 +25,16 @@ _RESERVED = ("t", "seq")
 
 
 class RedisDanmakuLog:
-    def __init__(self, client: Redis, keys: RoomKeys, history_size: int) -> None:
+    def __init__(
+        self, client: Redis, keys: RoomKeys, history_size: int, *, journal: bool = False
+    ) -> None:
+        self._journal = journal
         self._client = client
         self._keys = keys
         self._size = history_size
         self._append = register(client, "append", "rooms")
         self._history = register(client, "history", "rooms")
+        self._retract = register(client, "retract", "rooms")
         # A cluster's subscribers listen with SSUBSCRIBE (rooms.broker_redis_cluster).
         self._publish = (b"SPUBLISH",) if is_cluster(client) else ()
 
@@ -39,7 +44,12 @@ class RedisDanmakuLog:
         clean = {k: v for k, v in body.items() if k not in _RESERVED}
         k = self._keys
         reply = await self._append(
-            keys=[k.dm_meta(room_id), k.dm_history(room_id), k.room(room_id)],
+            keys=[
+                k.dm_meta(room_id),
+                k.dm_history(room_id),
+                k.room(room_id),
+                *self._journal_key(room_id),
+            ],
             args=[
                 b"1" if require_live else b"0",
                 orjson.dumps(clean),
@@ -75,6 +85,16 @@ class RedisDanmakuLog:
             return History(head, cur, True, list(after))
         return History(head, cur, False, list(latest))
 
+    def _journal_key(self, room_id: str) -> list[str]:
+        return [self._keys.dm_journal(room_id)] if self._journal else []
+
     async def retract(self, room_id: str, seq: int) -> bool:
-        hist = self._keys.dm_history(room_id)
-        return bool(await self._client.zremrangebyscore(hist, seq, seq))
+        entry = orjson.dumps({"t": "retract", "seq": int(seq), "ts": int(time.time() * 1000)})
+        keys = [self._keys.dm_history(room_id), *self._journal_key(room_id)]
+        return bool(await self._retract(keys=keys, args=[int(seq), entry]))
+
+    async def journal(self, room_id: str, start: int, count: int) -> list[bytes]:
+        if not self._journal or start < 0 or count <= 0:
+            return []
+        key = self._keys.dm_journal(room_id)
+        return list(await self._client.lrange(key, start, start + count - 1))

@@ -40,6 +40,11 @@ class RoomKeys:
         """Sorted set: stored danmaku payloads scored by seq."""
         return f"{self.prefix}dm:{{{room_id}}}:hist"
 
+    def dm_journal(self, room_id: str) -> str:
+        """List: every danmaku payload and retraction of the room in order, never trimmed
+        (kept only when archiving is on; the archive writer reads it)."""
+        return f"{self.prefix}dm:{{{room_id}}}:journal"
+
     def online(self, room_id: str) -> str:
         """Hash: node id -> ``"count:expires_at_ms"``."""
         return f"{self.prefix}online:{{{room_id}}}"

@@ -28,6 +28,12 @@ class Room:
     started_at: int | None = None
     ended_at: int | None = None
     updated_at: int = 0
+    # When the recorded stream began (Unix ms), set by the operator: archive offsets and
+    # replay segments count from it (docs/archive.md); None: from ``started_at``.
+    stream_started_at: int | None = None
+    # When the live is announced to start (Unix ms): pre-live reminders go out before it
+    # (docs/growth.md); None: not announced.
+    scheduled_at: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # Spelled out: dataclasses.asdict (a generic deep copy) was 3 % of the server's time
@@ -36,7 +42,8 @@ class Room:
             "id": self.id, "title": self.title, "status": self.status.value,
             "anchor": self.anchor, "created_at": self.created_at,
             "started_at": self.started_at, "ended_at": self.ended_at,
-            "updated_at": self.updated_at,
+            "updated_at": self.updated_at, "stream_started_at": self.stream_started_at,
+            "scheduled_at": self.scheduled_at,
         }  # fmt: skip
 
     @classmethod
@@ -50,6 +57,8 @@ class Room:
             started_at=_opt_int(data.get("started_at")),
             ended_at=_opt_int(data.get("ended_at")),
             updated_at=int(data.get("updated_at") or 0),
+            stream_started_at=_opt_int(data.get("stream_started_at")),
+            scheduled_at=_opt_int(data.get("scheduled_at")),
         )
 
 

@@ -14,8 +14,17 @@ Contract:
 - ``transition(room, action, now_ms)`` applies one lifecycle action (``rooms.lifecycle``)
   as an atomic compare-and-set: ``NotFound`` for an unknown room, ``Conflict`` when the
   room's current state forbids it; on success the updated room. Ending a room frees its
-  place in its anchor's quota.
+  place in its anchor's quota. A store built with the deployment's ledger appends
+  ``room_started`` / ``room_ended`` (``LEDGER_EVENTS``, fields ``type`` and ``ts``) to the
+  room's ledger in the same atomic step as the transition (webhooks read it), so no crash
+  can leave a transition without its event or an event without its transition.
 - ``list`` returns rooms newest first, optionally filtered by status.
+- ``set_stream_start(room, ms)`` sets the room's ``stream_started_at`` (None clears it)
+  and returns the updated room: ``NotFound`` for an unknown room, ``Conflict`` once it
+  has ended (its archive's offsets are fixed then). Atomic with the status check.
+- ``set_schedule(room, ms)`` sets the room's ``scheduled_at`` (None clears it) and returns
+  the updated room: ``NotFound`` for an unknown room, ``Conflict`` unless it is still
+  ``scheduled`` (a start announced after the fact means nothing). Atomic with the check.
 """
 
 from __future__ import annotations
@@ -24,6 +33,9 @@ from typing import Protocol
 
 from interact.floor.errors import Code, Conflict
 from rooms.models import Room, RoomStatus
+
+# Lifecycle actions whose transition writes a ledger event, and its type.
+LEDGER_EVENTS = {"start": "room_started", "end": "room_ended"}
 
 
 def quota_exceeded(quota: int) -> Conflict:
@@ -46,3 +58,15 @@ class RoomStore(Protocol):
     ) -> list[Room]: ...
 
     async def transition(self, room_id: str, action: str, now_ms: int) -> Room: ...
+
+    async def set_stream_start(self, room_id: str, ms: int | None) -> Room: ...
+
+    async def set_schedule(self, room_id: str, ms: int | None) -> Room: ...
+
+
+def stream_start_refused() -> Conflict:
+    return Conflict("the room has ended: its archive's offsets are fixed")
+
+
+def schedule_refused(status: RoomStatus) -> Conflict:
+    return Conflict(f"the room is {status.value}: only a scheduled room can be (re)scheduled")

@@ -11,12 +11,17 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from interact.floor.errors import Conflict, NotFound
 from rooms.lifecycle import TRANSITIONS
 from rooms.models import Room, RoomStatus
-from rooms.room_store import quota_exceeded
+from rooms.room_store import (
+    LEDGER_EVENTS,
+    quota_exceeded,
+    schedule_refused,
+    stream_start_refused,
+)
 
 
 def wall_ms() -> int:
@@ -24,7 +29,15 @@ def wall_ms() -> int:
 
 
 class MemoryRoomStore:
-    def __init__(self, clock: Callable[[], int] = wall_ms) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], int] = wall_ms,
+        *,
+        ledger: Callable[[str, Mapping[str, object]], str] | None = None,
+    ) -> None:
+        # The memory ledger's append_now: called with no await after the transition, so
+        # both are one step.
+        self._ledger = ledger
         self._rooms: dict[str, Room] = {}
         self._clock = clock
         self._open: dict[str, set[str]] = {}  # anchor -> ids of their rooms not ended
@@ -101,4 +114,25 @@ class MemoryRoomStore:
             self._deadline.pop(room_id, None)  # started: it no longer expires
         elif target is RoomStatus.ENDED:
             self._close(room)
+        logged = LEDGER_EVENTS.get(action)
+        if logged is not None and self._ledger is not None:
+            self._ledger(room_id, {"type": logged, "ts": now_ms})
+        return dataclasses.replace(room)
+
+    async def set_stream_start(self, room_id: str, ms: int | None) -> Room:
+        room = self.get_now(room_id)
+        if room is None:
+            raise NotFound(f"room {room_id} not found")
+        if room.status is RoomStatus.ENDED:
+            raise stream_start_refused()
+        room.stream_started_at = ms
+        return dataclasses.replace(room)
+
+    async def set_schedule(self, room_id: str, ms: int | None) -> Room:
+        room = self.get_now(room_id)
+        if room is None:
+            raise NotFound(f"room {room_id} not found")
+        if room.status is not RoomStatus.SCHEDULED:
+            raise schedule_refused(room.status)
+        room.scheduled_at = ms
         return dataclasses.replace(room)

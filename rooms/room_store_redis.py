@@ -17,6 +17,7 @@ entry is dropped by a later create (``keys.unstarted``).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -26,7 +27,12 @@ from interact.floor.scripts import register
 from rooms.keys import RoomKeys
 from rooms.lifecycle import TRANSITIONS
 from rooms.models import Room, RoomStatus
-from rooms.room_store import quota_exceeded
+from rooms.room_store import (
+    LEDGER_EVENTS,
+    quota_exceeded,
+    schedule_refused,
+    stream_start_refused,
+)
 
 # Index entries fetched per round trip while filtering a listing by status.
 _PAGE = 200
@@ -54,13 +60,26 @@ def _decode(flat: list[bytes] | dict[bytes, bytes]) -> Room:
 
 
 class RedisRoomStore:
-    def __init__(self, client: Redis, keys: RoomKeys) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        keys: RoomKeys,
+        *,
+        ledger: Callable[[str], str] | None = None,
+        ledger_maxlen: int = 100_000,
+    ) -> None:
         self._client = client
         self._keys = keys
+        # The key of a room's ledger stream (in the room's slot): start and end are
+        # written there by the transition's script.
+        self._ledger = ledger
+        self._ledger_maxlen = ledger_maxlen
         self._create = register(client, "create_room", "rooms")
         self._transition = register(client, "transition", "rooms")
         self._admit = register(client, "anchor_admit", "rooms")
         self._mark = register(client, "anchor_mark", "rooms")
+        self._stream_start = register(client, "stream_start", "rooms")
+        self._schedule = register(client, "schedule", "rooms")
 
     async def create(self, room: Room, *, quota: int = 0, unstarted_ttl_ms: int = 0) -> None:
         ttl = unstarted_ttl_ms if room.status is RoomStatus.SCHEDULED else 0
@@ -190,9 +209,13 @@ class RedisRoomStore:
     async def transition(self, room_id: str, action: str, now_ms: int) -> Room:
         allowed, target, stamp = TRANSITIONS[action]
         starts = "1" if target is RoomStatus.LIVE else "0"
+        keys = [self._keys.room(room_id)]
+        logged = LEDGER_EVENTS.get(action, "") if self._ledger is not None else ""
+        if self._ledger is not None:
+            keys.append(self._ledger(room_id))
         reply = await self._transition(
-            keys=[self._keys.room(room_id)],
-            args=[target.value, int(now_ms), stamp or "", starts,
+            keys=keys,
+            args=[target.value, int(now_ms), stamp or "", starts, logged, self._ledger_maxlen,
                   *sorted(s.value for s in allowed)],
         )  # fmt: skip
         tag = reply[0]
@@ -204,3 +227,25 @@ class RedisRoomStore:
         if target in (RoomStatus.LIVE, RoomStatus.ENDED):
             await self._mark_anchor(room.anchor, room.id, target)
         return room
+
+    async def set_stream_start(self, room_id: str, ms: int | None) -> Room:
+        reply = await self._stream_start(
+            keys=[self._keys.room(room_id)], args=["" if ms is None else int(ms)]
+        )
+        tag = reply[0]
+        if tag == b"not_found":
+            raise NotFound(f"room {room_id} not found")
+        if tag == b"conflict":
+            raise stream_start_refused()
+        return _decode(reply[1:])
+
+    async def set_schedule(self, room_id: str, ms: int | None) -> Room:
+        reply = await self._schedule(
+            keys=[self._keys.room(room_id)], args=["" if ms is None else int(ms)]
+        )
+        tag = reply[0]
+        if tag == b"not_found":
+            raise NotFound(f"room {room_id} not found")
+        if tag == b"conflict":
+            raise schedule_refused(RoomStatus(reply[1].decode()))
+        return _decode(reply[1:])

@@ -16,6 +16,7 @@ import orjson
 
 from interact.floor.errors import BadRequest, Code, Conflict, InteractError, NotFound
 from interact.floor.moderation_policy import Action, AllowAll, ModerationPolicy
+from rooms.audience import AudienceRecorder
 from rooms.broker import Broker
 from rooms.danmaku import validate_comment
 from rooms.danmaku_log import Appended, DanmakuLog
@@ -66,8 +67,10 @@ class RoomService:
         rooms_per_anchor: int = 0,
         unstarted_room_ttl_ms: int = 0,
         clock: Callable[[], int] = now_ms,
+        recorder: AudienceRecorder | None = None,
     ) -> None:
         self.rooms = rooms
+        self.recorder = recorder  # exact audience counting (rooms.audience), if kept
         self.danmaku = danmaku
         self.broker = broker
         self.presence = presence
@@ -78,14 +81,25 @@ class RoomService:
         self.unstarted_room_ttl_ms = unstarted_room_ttl_ms  # 0: rooms never expire
         self.clock = clock
 
-    async def create(self, title: str, anchor: str | None, *, capped: bool = True) -> Room:
+    async def create(
+        self,
+        title: str,
+        anchor: str | None,
+        *,
+        capped: bool = True,
+        scheduled_at: int | None = None,
+    ) -> Room:
         """A new scheduled room. ``capped``: count it against its anchor's
-        ``rooms_per_anchor`` (operators create uncapped; their rooms still count)."""
+        ``rooms_per_anchor`` (operators create uncapped; their rooms still count).
+        ``scheduled_at``: the announced start (Unix ms), checked by the caller."""
         title = title.strip()
         if not title or len(title) > MAX_TITLE_LEN:
             raise BadRequest(f"title must be 1 to {MAX_TITLE_LEN} characters")
         now = self.clock()
-        room = Room(id=new_room_id(), title=title, anchor=anchor, created_at=now, updated_at=now)
+        room = Room(
+            id=new_room_id(), title=title, anchor=anchor, created_at=now, updated_at=now,
+            scheduled_at=scheduled_at,
+        )  # fmt: skip
         quota = self.rooms_per_anchor if capped else 0
         await self.rooms.create(room, quota=quota, unstarted_ttl_ms=self.unstarted_room_ttl_ms)
         return room
@@ -107,6 +121,8 @@ class RoomService:
     async def act(self, room_id: str, action: str) -> Room:
         """Apply a lifecycle action and tell the room."""
         await self.get(room_id)
+        # room_started / room_ended reach the ledger in the transition's own step (the
+        # room store is built with the ledger: rooms.room_store).
         room = await self.rooms.transition(room_id, action, self.clock())
         await self._publish(room_id, {"t": "room", **room.to_dict()})
         return room
@@ -133,6 +149,9 @@ class RoomService:
         verdict = await self.policy.check_comment(room_id, author.uid, author.role, clean.text)
         if verdict.action is Action.REJECT:
             code = Code(verdict.code or Code.REJECTED)
+            if code is Code.REJECTED and self.recorder is not None:
+                # Refused for what it says (not pacing or a mute): alerts watch for spikes.
+                self.recorder.add(room_id, "refused_comments")
             raise InteractError(verdict.reason or "comment refused", code, **verdict.extra)
         final = verdict.text or clean.text  # masked, or held with its mask applied
         body = self._body(author, final, clean.color, clean.mode)
@@ -142,6 +161,7 @@ class RoomService:
             return Held(item)
         appended = await self.danmaku.append(room_id, body, require_live=True)
         await self.stats.commented(room_id, author.uid)
+        self._count_comment(room_id, author.uid)
         await self.policy.after_comment(room_id, body, appended.seq)
         return appended
 
@@ -150,7 +170,13 @@ class RoomService:
         body = {**body, "ts": self.clock()}
         appended = await self.danmaku.append(room_id, body, require_live=False)
         await self.stats.commented(room_id, str(body.get("uid", "")))
+        self._count_comment(room_id, str(body.get("uid", "")))
         return appended
+
+    def _count_comment(self, room_id: str, uid: str) -> None:
+        if self.recorder is not None and uid:
+            self.recorder.mark(room_id, "comment", uid)
+            self.recorder.add(room_id, "comments")
 
     async def server_message(self, room_id: str, author: Author, text: str) -> Appended:
         """A message published by an operator or back-end, whatever the room's state."""

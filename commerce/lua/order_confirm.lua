@@ -3,6 +3,7 @@
 -- KEYS[2] its sale's hash
 -- KEYS[3] room's deadline index
 -- KEYS[4] room's ledger stream
+-- KEYS[5] the order's coupon hash (with none: any key of the room's slot, untouched)
 -- ARGV[1] amount paid (fen)
 -- ARGV[2] transaction id
 -- ARGV[3] now (Unix ms, the caller's clock)
@@ -10,7 +11,8 @@
 -- Returns {outcome, the order's fields (flat) after the step}, outcome one of
 -- confirmed | late | duplicate | mismatch | not_found
 local o = redis.call('HMGET', KEYS[1],
-  'id', 'status', 'amount_fen', 'transaction_id', 'uid', 'qty', 'sale_id')
+  'id', 'status', 'amount_fen', 'transaction_id', 'uid', 'qty', 'sale_id', 'coupon',
+  'discount_fen')
 if not o[1] then
   return {'not_found', {}}
 end
@@ -23,9 +25,18 @@ if o[2] == 'reserved' then
   redis.call('HINCRBY', KEYS[2], 'reserved', -qty)
   redis.call('HINCRBY', KEYS[2], 'paid', qty)
   redis.call('ZREM', KEYS[3], o[1])
+  local extra = {}
+  if o[8] then
+    local c = redis.call('HMGET', KEYS[5], 'status', 'order')
+    if c[1] == 'locked' and c[2] == o[1] then
+      redis.call('HSET', KEYS[5], 'status', 'used')
+    end
+    extra = {'coupon', o[8], 'original_amount_fen',
+      string.format('%d', tonumber(o[3]) + tonumber(o[9])), 'discount_fen', o[9]}
+  end
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*',
     'type', 'order_paid', 'order', o[1], 'sale', o[7], 'uid', o[5], 'qty', o[6],
-    'amount_fen', o[3], 'transaction_id', ARGV[2], 'ts', ARGV[3])
+    'amount_fen', o[3], 'transaction_id', ARGV[2], 'ts', ARGV[3], unpack(extra))
   return {'confirmed', redis.call('HGETALL', KEYS[1])}
 end
 if o[2] == 'expired' or o[2] == 'cancelled' then

@@ -69,6 +69,15 @@ async def slow_mode(request: web.Request) -> web.Response:
     return json_response({**room.to_dict(), "slow_mode": mode.seconds})
 
 
+@routes.get("/rooms/{room_id}/slow-mode")
+async def read_slow_mode(request: web.Request) -> web.Response:
+    _, room = await staff_room(request)
+    mode = await ctx(request).moderation.slow_mode(room.id)
+    return json_response(
+        {"room": room.id, "seconds": mode.seconds, "until": mode.until_ms, "by": mode.by or None}
+    )
+
+
 @routes.post("/moderation/bans")
 async def ban(request: web.Request) -> web.Response:
     user = caller(request, Role.OPERATOR)

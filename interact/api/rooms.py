@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from interact.api.access import STAFF, staff_room
@@ -13,6 +15,7 @@ from interact.api.common import (
     json_response,
     query_int,
 )
+from interact.api.growth import parse_scheduled_at
 from interact.floor.errors import BadRequest, Forbidden
 from interact.floor.numbers import ascii_int
 from interact.identity import UID_RULE, valid_uid
@@ -38,13 +41,22 @@ async def create_room(request: web.Request) -> web.Response:
         raise BadRequest(f"'anchor' must be a user id ({UID_RULE})")
     # Operators are not capped: they set up rooms for anchors, and clean up after them.
     capped = user.role is not Role.OPERATOR
-    room = await ctx(request).service.create(title, anchor, capped=capped)
+    # The announced start (docs/growth.md): subscribers are reminded before it.
+    scheduled_at = parse_scheduled_at(data, int(time.time() * 1000))
+    room = await ctx(request).service.create(
+        title, anchor, capped=capped, scheduled_at=scheduled_at
+    )
     return json_response(room.to_dict(), status=201)
+
+
+# ``?anchor=`` filters the newest rooms this many deep: the stores index rooms by time,
+# not by anchor, so the filter reads them; a bound keeps one request's cost fixed.
+ANCHOR_SCAN = 10_000
 
 
 @routes.get("/rooms")
 async def list_rooms(request: web.Request) -> web.Response:
-    caller(request)
+    user = caller(request)
     raw_status = request.query.get("status")
     try:
         status = RoomStatus(raw_status) if raw_status else None
@@ -52,7 +64,16 @@ async def list_rooms(request: web.Request) -> web.Response:
         raise BadRequest("status must be scheduled, live, paused or ended") from None
     limit = query_int(request, "limit", lo=1, hi=200, default=50)
     offset = query_int(request, "offset", lo=0, hi=100_000, default=0)
-    rooms = await ctx(request).service.list(status, limit, offset)
+    anchor = request.query.get("anchor")
+    if anchor is None:
+        rooms = await ctx(request).service.list(status, limit, offset)
+    else:
+        if anchor == "me":
+            anchor = user.uid
+        elif not valid_uid(anchor):
+            raise BadRequest(f"anchor must be 'me' or a user id ({UID_RULE})")
+        newest = await ctx(request).service.list(status, ANCHOR_SCAN, 0)
+        rooms = [r for r in newest if r.anchor == anchor][offset : offset + limit]
     return json_response({"rooms": [r.to_dict() for r in rooms]})
 
 
@@ -69,6 +90,12 @@ async def _act(request: web.Request, action: str) -> web.Response:
     if room.status is RoomStatus.ENDED:
         # A sale does not outlive its room: nobody is left to watch it.
         await ctx(request).orders.close_room(room.id)
+        archiving = ctx(request).archiving
+        if archiving is not None:
+            # On the waiting list before writing starts: should this process die while
+            # writing, any process's sweep takes the archive over (docs/archive.md).
+            await archiving.writer.room_ended(room.id)
+            ctx(request).spawn(archiving.writer.archive(room.id))
     return json_response(room.to_dict())
 
 

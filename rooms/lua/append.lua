@@ -2,6 +2,7 @@
 -- KEYS[1] danmaku meta hash (seq, epoch)
 -- KEYS[2] danmaku history zset (payload scored by seq)
 -- KEYS[3] room hash
+-- KEYS[4] the room's journal list (archiving on: every comment, never trimmed), or absent
 -- ARGV[1] "1" to require the room to be live, "0" not to
 -- ARGV[2] body: JSON object without "t"/"seq", as orjson wrote it
 -- ARGV[3] history size
@@ -33,6 +34,10 @@ else
 end
 redis.call('ZADD', KEYS[2], seq, payload)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', seq - tonumber(ARGV[3]))
+if KEYS[4] then
+  -- In the same step: the archive holds exactly the comments the room was sent.
+  redis.call('RPUSH', KEYS[4], payload)
+end
 -- Publishing inside the script makes delivery order equal seq order across processes.
 redis.call(ARGV[6] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', ARGV[5], payload)
 return {'ok', seq, epoch, payload}

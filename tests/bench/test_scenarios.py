@@ -118,6 +118,43 @@ def test_sale_on_redis(tmp_path: Path, redis_url: str, redis_prefix: str) -> Non
     assert doc["correct"]["ok"], doc["correct"]["problems"]
 
 
+def test_webhooks_on_redis(tmp_path: Path, redis_url: str, redis_prefix: str) -> None:
+    doc = bench(
+        tmp_path, "webhooks", "--redis-url", redis_url, f"--server-arg=--prefix={redis_prefix}",
+        "--rate", "1200", "--rooms", "2", "--duration", "1", "--warmup", "0.3",
+        "--baseline-seconds", "0.3", "--drain", "10",
+    )  # fmt: skip
+    check_common(doc, "webhooks")
+    run, lag = doc["run"], doc["lag_ms"]
+    assert run["written"] > 0 and run["delivered"] == run["written"] and run["missing"] == 0
+    assert lag["samples"] > 0 and lag["p99"] is not None and lag["p99"] >= lag["p50"] >= 0
+    assert doc["baseline"]["receiver_posts_per_s"] > 0
+
+
+def test_audience_memory_through_the_store(tmp_path: Path) -> None:
+    doc = bench(tmp_path, "audience", "--uids", "20000", "--rooms", "2", "--batch", "3000")
+    assert doc["scenario"] == "audience" and doc["params"]["uids"] == 20000
+    assert doc["correct"]["ok"], doc["correct"]["problems"]
+    assert [r["watch_uv"] for r in doc["rooms"]] == [20000, 20000]
+    assert [r["comment_uv"] for r in doc["rooms"]] == [2000, 2000]
+    assert doc["bytes_per_interned_uid"] > 0 and doc["bytes_per_viewer_per_room"] > 0
+    assert doc["room_sets_bytes"] > 0 and doc["machine"]["cores"] >= 1
+
+
+def test_events_through_the_endpoint_on_redis(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    doc = bench(
+        tmp_path, "events", "--redis-url", redis_url, f"--server-arg=--prefix={redis_prefix}",
+        "--clients", "4", "--users", "500", "--batch", "10", "--duration", "1", "--warmup", "0.3",
+    )  # fmt: skip
+    check_common(doc, "events")
+    w, run = doc["window"], doc["run"]
+    assert w["events_per_s"] > 0 and w["requests_per_s"] > 0 and w["latency_ms"]["p50"] > 0
+    assert run["accepted"] > 0 and run["counted"] == run["accepted"]
+    assert doc["correct"]["ok"], doc["correct"]["problems"]
+
+
 def test_interact_bench_forwards_to_the_harness(capsys: pytest.CaptureFixture[str]) -> None:
     from interact.cli import main
 

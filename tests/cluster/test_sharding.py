@@ -138,9 +138,7 @@ async def test_channels_live_on_their_slot_master_only(
         await one.broker.unsubscribe(rid)
     left = {keys.channel(r) for r in rooms[6:]}
     await eventually(
-        lambda: {
-            c for p in ports for c in _shard_channels(p) if c.startswith(redis_prefix)
-        } == left
+        lambda: {c for p in ports for c in _shard_channels(p) if c.startswith(redis_prefix)} == left
     )
 
 

@@ -295,6 +295,7 @@ async def test_reserve_takes_stock_and_records_the_order(stores: Stores) -> None
         "qty": "2",
         "amount_fen": str(2 * PRICE),
         "deadline": str(T0 + 5 + RES),
+        "left": "8",
         "ts": str(T0 + 5),
     }
     assert await stores.sales.due(T0 + 5 + RES, 10) == [o.id]
@@ -953,6 +954,13 @@ async def run_flash_sale(stores: Sequence[Stores]) -> None:
     # Phase 1: 5,000 attempts over 200 units.
     won = check_rush(sl, await rush(stores, sl, uids, ("a", "b"), T0))
     assert await check_stock(s, sl.id) == SaleView(sl, 0, 200, 0, 0)
+    # The ledger tells the units left after each reservation, in the order they were
+    # taken: strictly down, and "0" (sold out, webhooks' sale.sold_out) exactly once.
+    reserved_ = [e for e in await events(s) if e["type"] == "order_reserved"]
+    lefts = [int(e["left"]) for e in reserved_]
+    assert lefts[-1] == 0 and lefts.count(0) == 1
+    before = [200, *lefts[:-1]]
+    assert all(a - int(e["qty"]) == b for a, b, e in zip(before, lefts, reserved_, strict=True))
     # Phase 2: nobody pays; every reservation comes back at its deadline, once.
     assert await sweep_all(s, T0 + RES - 1) == 0
     assert await sweep_all(s, T0 + RES) == len(won)

@@ -22,6 +22,14 @@ Endpoints (answers shaped like the real ones: success has no ``errcode``; errors
   ``scene`` 1–4, ``openid`` and ``content`` of at most 2,500 chars, else 47001). Content
   containing a key of :attr:`FakeWeChat.sec_rules` gets that suggestion (``risky`` beats
   ``review``), anything else ``pass``; busy or slow answers via :meth:`FakeWeChat.fail_next`.
+- ``POST /cgi-bin/message/subscribe/send`` – subscribe messages (needs an access token).
+  Templates are declared in :attr:`FakeWeChat.subscribe_templates` (id -> field key ->
+  kind: ``thing`` ≤ 20 chars, ``phrase`` ≤ 5, ``character_string`` ≤ 32 ASCII, ``number``,
+  ``time``/``date``); grants with :meth:`FakeWeChat.grant_subscribe` (one accept = one
+  message). Errors: 40003 bad ``touser``, 40037 unknown template, 41030 a ``page`` not
+  in :attr:`FakeWeChat.subscribe_pages`, 47003 bad ``data`` / ``miniprogram_state`` /
+  ``lang``, 43101 no grant left. Delivered messages land in
+  :attr:`FakeWeChat.subscribe_sent`.
 
 Adding endpoints (content security, WeChat Pay, ...): add a ``(method, path, handler name)``
 row to :attr:`FakeWeChat.ROUTES` and a handler method, or call :meth:`FakeWeChat.add_route`
@@ -36,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import datetime
 import json
 import secrets
 import string
@@ -63,6 +72,48 @@ TOKEN_GRACE = 300.0  # seconds an older access token stays valid after a new one
 SEC_MAX_CONTENT = 2500  # msg_sec_check v2 content limit
 SEC_LABEL = 20001  # label of a rule given as a bare suggestion
 SEC_RANK = {"pass": 0, "review": 1, "risky": 2}
+
+SUB_STATES = ("developer", "trial", "formal")
+SUB_LANGS = ("zh_CN", "en_US", "zh_HK", "zh_TW")
+# Subscribe-message value limits per field kind (characters), from WeChat's docs.
+SUB_LIMITS = {"thing": 20, "phrase": 5, "character_string": 32, "number": 32, "letter": 32}
+SUB_TIME_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y年%m月%d日 %H:%M", "%H:%M")
+SUB_DATE_FORMATS = ("%Y-%m-%d", "%Y年%m月%d日")
+
+
+def _parses(value: str, formats: tuple[str, ...]) -> bool:
+    for fmt in formats:
+        try:
+            datetime.datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+        return True
+    return False
+
+
+def _subscribe_data_problem(data: Any, fields: dict[str, str]) -> str | None:
+    """Why ``data`` does not fit a template's fields (47003), or None."""
+    if not isinstance(data, dict) or set(data) != set(fields):
+        return "data keys do not match the template"
+    for key, kind in fields.items():
+        item = data[key]
+        value = item.get("value") if isinstance(item, dict) else None
+        if not isinstance(value, str) or not value:
+            return f"{key}.value missing"
+        limit = SUB_LIMITS.get(kind)
+        if limit is not None and len(value) > limit:
+            return f"{key}.value too long"
+        if kind == "phrase" and not all("\u4e00" <= c <= "\u9fff" for c in value):
+            return f"{key}.value must be Chinese characters"
+        if kind in ("character_string", "letter") and not value.isascii():
+            return f"{key}.value must be ASCII"
+        if kind == "number" and not value.replace(".", "", 1).isdigit():
+            return f"{key}.value must be a number"
+        if kind == "time" and not _parses(value, SUB_TIME_FORMATS):
+            return f"{key}.value is not a time"
+        if kind == "date" and not _parses(value, SUB_DATE_FORMATS):
+            return f"{key}.value is not a date"
+    return None
 
 
 def _random(chars: str, n: int) -> str:
@@ -129,7 +180,10 @@ class FakeWeChat:
         ("GET", "/cgi-bin/token", "handle_token"),
         ("GET", "/sns/jscode2session", "handle_jscode2session"),
         ("POST", "/wxa/msg_sec_check", "handle_msg_sec_check"),
+        ("POST", "/cgi-bin/message/subscribe/send", "handle_subscribe_send"),
         ("POST", "/_fake/codes", "handle_fake_issue_code"),
+        ("POST", "/_fake/subscribe/grants", "handle_fake_grant"),
+        ("GET", "/_fake/subscribe/sent", "handle_fake_subscribe_sent"),
         ("GET", "/_fake/calls", "handle_fake_calls"),
     )
 
@@ -156,7 +210,13 @@ class FakeWeChat:
         # msg_sec_check: substring -> "risky" / "review", or (suggest, label)
         self.sec_rules: dict[str, str | tuple[str, int]] = {}
 
+        # subscribe messages: template id -> field key -> kind; valid pages (no query)
+        self.subscribe_templates: dict[str, dict[str, str]] = {}
+        self.subscribe_pages: set[str] = {"pages/index/index"}
+
         # state
+        self.subscribe_grants: Counter[tuple[str, str]] = Counter()  # (openid, tpl) -> n
+        self.subscribe_sent: list[dict[str, Any]] = []
         self.codes: dict[str, IssuedCode] = {}
         self.tokens: dict[str, _Token] = {}
         self.access_token: str | None = None  # the latest one issued
@@ -260,6 +320,10 @@ class FakeWeChat:
         """Make every issued access token expired (answers 42001 from then on)."""
         for token in self.tokens.values():
             token.expires_at = 0.0
+
+    def grant_subscribe(self, openid: str, template_id: str, times: int = 1) -> None:
+        """The user tapped "allow" for the template ``times`` times (one message each)."""
+        self.subscribe_grants[(openid, template_id)] += times
 
     def reset_calls(self) -> None:
         self.calls.clear()
@@ -427,7 +491,54 @@ class FakeWeChat:
             }
         )
 
+    async def handle_subscribe_send(self, request: web.Request) -> web.Response:
+        refused = self.check_access_token(request)
+        if refused is not None:
+            return refused
+        try:
+            data = json.loads(await request.read())
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            return self.error(47001, "data format error")
+        touser, template_id = data.get("touser"), data.get("template_id")
+        if not isinstance(touser, str) or not 1 <= len(touser) <= 64:
+            return self.error(40003, "invalid openid")
+        fields = self.subscribe_templates.get(template_id) if isinstance(template_id, str) else None
+        if fields is None:
+            return self.error(40037, "invalid template_id")
+        page = data.get("page")
+        if page is not None and (
+            not isinstance(page, str) or page.partition("?")[0] not in self.subscribe_pages
+        ):
+            return self.error(41030, "invalid page")
+        if data.get("miniprogram_state", "formal") not in SUB_STATES:
+            return self.error(47003, "argument invalid! miniprogram_state invalid")
+        if data.get("lang", "zh_CN") not in SUB_LANGS:
+            return self.error(47003, "argument invalid! lang invalid")
+        problem = _subscribe_data_problem(data.get("data"), fields)
+        if problem is not None:
+            return self.error(47003, f"argument invalid! {problem}")
+        if self.subscribe_grants[(touser, template_id)] <= 0:
+            return self.error(43101, "user refuse to accept the msg")
+        self.subscribe_grants[(touser, template_id)] -= 1
+        self.subscribe_sent.append(data)
+        return self.reply({"errcode": 0, "errmsg": "ok", "msgid": secrets.randbits(60)})
+
     # --- control endpoints (for a fake running in another process) ------------------
+
+    async def handle_fake_grant(self, request: web.Request) -> web.Response:
+        try:
+            data = json.loads(await request.read())
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            return self.reply({"error": "body must be a JSON object"}, status=400)
+        self.grant_subscribe(data["openid"], data["template_id"], int(data.get("times", 1)))
+        return self.reply({"ok": True})
+
+    async def handle_fake_subscribe_sent(self, request: web.Request) -> web.Response:
+        return self.reply(self.subscribe_sent)
 
     async def handle_fake_issue_code(self, request: web.Request) -> web.Response:
         body = await request.read()  # already read (and cached) by the middleware

@@ -9,10 +9,22 @@ check our ``Authorization`` headers, as WeChat Pay does)::
         prepay_id = await client.prepay(...)
         await fake.pay("T0001")        # the user pays: SUCCESS + TRANSACTION.SUCCESS sent
 
-The fake has its own freshly generated platform RSA key (2048 bits; pass ``platform_key``
-to reuse one) with id :attr:`FakeWeChatPay.platform_serial` (``PUB_KEY_ID_…``), and the
+The fake has two platform keys, as a merchant in the middle of WeChat's key migration sees
+them: the platform public key (:attr:`FakeWeChatPay.platform_key`, 2048 bits; pass
+``platform_key`` to reuse one) with id :attr:`FakeWeChatPay.platform_serial`
+(``PUB_KEY_ID_…``), and a self-signed platform certificate (:attr:`certificate`, serial
+:attr:`cert_serial`, key :attr:`cert_key`), both made here with ``cryptography``; and the
 APIv3 key :attr:`FakeWeChatPay.apiv3_key`. Every answer carries ``Wechatpay-*`` signature
-headers over its exact body. A request whose Authorization is missing, malformed, from
+headers over its exact body, signed as :attr:`sign_with` says (:class:`Signer`): with the
+public key (the default), the certificate, a key the merchant does not hold, or
+``BY_REQUEST``: the key the request's ``Wechatpay-Serial`` names, the certificate when it
+names none (WeChat's rule during the migration). Notifications follow :attr:`notify_with`
+(default: as answers; ``BY_REQUEST`` there follows the last request's serial). Switch
+either at any time: the next message is signed the new way. :attr:`lowercase_serial` sends
+the certificate's serial in lower case. :meth:`write_key_files` writes the PEM files a
+merchant configures (``<serial>.pem`` certificate, ``PUB_KEY_ID_….pem`` public key).
+Every request's ``Wechatpay-Serial`` is recorded (:attr:`PayRequest.wechatpay_serial`).
+A request whose Authorization is missing, malformed, from
 another mchid or serial, stale, or not signed by the merchant key gets 401 ``SIGN_ERROR``.
 
 Endpoints: ``POST /v3/pay/transactions/jsapi`` (idempotent per ``out_trade_no`` with the
@@ -41,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextvars
 import json
 import re
 import secrets
@@ -49,12 +62,14 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -63,7 +78,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 # The configuration type of the client under test, to hand it matching settings; nothing
 # the fake sends or checks comes from commerce.wechatpay (see "the wire format" below).
-from commerce.wechatpay import MerchantConfig
+from commerce.wechatpay import KeyKind, MerchantConfig, PlatformKey, PlatformKeys
 
 __all__ = [
     "Delivery",
@@ -71,6 +86,7 @@ __all__ = [
     "FakeTrade",
     "FakeWeChatPay",
     "PayFault",
+    "Signer",
     "Tamper",
     "check_authorization",
     "encrypt_resource",
@@ -105,9 +121,15 @@ _AUTH_PARAMS = re.compile(r'\w+="[^"]*"(?:,\w+="[^"]*")*')
 _AUTH_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _AUTH_NAMES = frozenset({"mchid", "nonce_str", "signature", "timestamp", "serial_no"})
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
-# WeChat's rules: out_trade_no 6–32 of [0-9A-Za-z_-*]; out_refund_no 1–64 of [0-9A-Za-z_-|*@].
-_OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_*-]{6,32}")
+# WeChat's rules (2025 pages): out_trade_no 6–32 of [0-9A-Za-z_-|*]; out_refund_no 1–64 of
+# [0-9A-Za-z_-|*@]; description ≤ 127 bytes, attach ≤ 128, refund reason ≤ 80 bytes
+# ("不得超过80个字节"), notify_url ≤ 256 bytes without a query string.
+_OUT_TRADE_NO = re.compile(r"[0-9A-Za-z_|*-]{6,32}")
 _OUT_REFUND_NO = re.compile(r"[0-9A-Za-z_*|@-]{1,64}")
+# The Wechatpay-Serial of the request being answered (each aiohttp handler runs in its task).
+_REQUEST_SERIAL: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_serial", default=None
+)
 
 
 def _json_body(data: Mapping[str, Any]) -> bytes:
@@ -212,9 +234,20 @@ class Tamper(StrEnum):
     STALE = "stale"  # correctly signed ten minutes ago
     FUTURE = "future"  # correctly signed ten minutes ahead
     UNSIGNED = "unsigned"  # no Wechatpay-* headers
+    NO_SIGNATURE_TYPE = "no_signature_type"  # no Wechatpay-Signature-Type, else correct
+    SIGNATURE_TYPE = "signature_type"  # Wechatpay-Signature-Type another scheme, else correct
     CIPHERTEXT = "ciphertext"  # a ciphertext byte flipped, then signed correctly
     ASSOCIATED_DATA = "associated_data"  # associated_data changed, then signed correctly
     APIV3_KEY = "apiv3_key"  # encrypted with another APIv3 key, signed correctly
+
+
+class Signer(StrEnum):
+    """Which platform key signs an answer or notification."""
+
+    PUBLIC_KEY = "public_key"  # the platform public key, serial PUB_KEY_ID_…
+    CERTIFICATE = "certificate"  # the platform certificate, serial its hex serial number
+    BY_REQUEST = "by_request"  # the one the request's Wechatpay-Serial names
+    UNKNOWN = "unknown"  # a key (and serial) the merchant was never given
 
 
 @dataclass(slots=True)
@@ -287,6 +320,7 @@ class PayRequest:
     body: bytes
     authorization: str = field(default="", repr=False)
     authorized: bool = False
+    wechatpay_serial: str | None = None  # the request's Wechatpay-Serial header
 
 
 def _now_rfc3339() -> str:
@@ -299,6 +333,25 @@ def _transaction_id() -> str:
 
 def _new_key() -> RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _certificate(key: RSAPrivateKey, serial: int) -> x509.Certificate:
+    """A platform certificate as WeChat Pay issues them (here self-signed, for 5 years)."""
+    name = x509.Name([
+        x509.NameAttribute(x509.NameOID.COMMON_NAME, "Tenpay.com Root CA (fake)"),
+        x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, "Tenpay.com"),
+    ])  # fmt: skip
+    now = datetime.now(tz=UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=5 * 365))
+        .sign(key, hashes.SHA256())
+    )
 
 
 class FakeWeChatPay:
@@ -326,6 +379,12 @@ class FakeWeChatPay:
         self.apiv3_key = apiv3_key or secrets.token_hex(16).encode()
         self.platform_key = platform_key or _new_key()
         self.platform_serial = platform_serial or "PUB_KEY_ID_01" + secrets.token_hex(14).upper()
+        self.cert_key = _new_key()
+        # 40 hex digits, as WeChat's platform certificate serials are; top nibble non-zero.
+        self.certificate = _certificate(self.cert_key, secrets.randbits(156) | (1 << 155))
+        self.cert_serial = format(self.certificate.serial_number, "X")
+        self.unknown_key = _new_key()
+        self.unknown_serial = "PUB_KEY_ID_01" + secrets.token_hex(14).upper()
         self.host = host
         self.port = port
         self.refund_delay = refund_delay
@@ -346,6 +405,10 @@ class FakeWeChatPay:
         self.hold_notifications = False
         self.drop_notifications = False
         self.auto_complete_refunds = True
+        self.sign_with = Signer.PUBLIC_KEY
+        self.notify_with: Signer | None = None  # None: as sign_with
+        self.lowercase_serial = False
+        self.last_request_serial: str | None = None
 
         self._faults: dict[str, deque[PayFault]] = {}
         self._forger: RSAPrivateKey | None = None
@@ -365,18 +428,52 @@ class FakeWeChatPay:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 
+    @property
+    def certificate_pem(self) -> bytes:
+        return self.certificate.public_bytes(serialization.Encoding.PEM)
+
+    def write_key_files(
+        self, folder: Path, *, certificate: bool = True, public_key: bool = True
+    ) -> dict[str, Path]:
+        """Write the platform key files a merchant downloads into ``folder``, as a keys
+        directory holds them: ``<cert serial>.pem`` and ``<PUB_KEY_ID_…>.pem``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        written: dict[str, Path] = {}
+        if certificate:
+            written["certificate"] = folder / f"{self.cert_serial}.pem"
+            written["certificate"].write_bytes(self.certificate_pem)
+        if public_key:
+            written["public_key"] = folder / f"{self.platform_serial}.pem"
+            written["public_key"].write_bytes(self.platform_public_key_pem)
+        return written
+
     def merchant_config(
-        self, private_key: RSAPrivateKey, *, notify_url: str = "http://127.0.0.1:9/notify"
+        self,
+        private_key: RSAPrivateKey,
+        *,
+        notify_url: str = "http://127.0.0.1:9/notify",
+        keys: tuple[Signer, ...] = (Signer.PUBLIC_KEY,),
     ) -> MerchantConfig:
-        """The merchant's config that matches this fake (ids, APIv3 key, platform key)."""
+        """The merchant's config that matches this fake (ids, APIv3 key, and the platform
+        ``keys`` named: the public key, the certificate, or both)."""
+        held = {
+            Signer.PUBLIC_KEY: PlatformKey(
+                self.platform_serial, KeyKind.PUBLIC_KEY, self.platform_public_key
+            ),
+            Signer.CERTIFICATE: PlatformKey(
+                self.cert_serial,
+                KeyKind.CERTIFICATE,
+                self.cert_key.public_key(),
+                self.certificate.not_valid_after_utc,
+            ),
+        }
         return MerchantConfig(
             mchid=self.mchid,
             appid=self.appid,
             serial_no=self.merchant_serial,
             private_key=private_key,
             apiv3_key=self.apiv3_key,
-            platform_public_key=self.platform_public_key,
-            platform_serial=self.platform_serial,
+            platform_keys=PlatformKeys(held[k] for k in keys),
             notify_url=notify_url,
         )
 
@@ -605,7 +702,9 @@ class FakeWeChatPay:
                 "resource": encrypted,
             }
         )
-        headers, body = self._sign(body, tamper=tamper, timestamp=timestamp, nonce=nonce)
+        headers, body = self._sign(
+            body, tamper=tamper, timestamp=timestamp, nonce=nonce, notification=True
+        )
         headers["Content-Type"] = "application/json"
         return headers, body
 
@@ -671,7 +770,7 @@ class FakeWeChatPay:
         return delivery
 
     def _resigned(self, delivery: Delivery) -> Delivery:
-        headers, _ = self._sign(delivery.body)
+        headers, _ = self._sign(delivery.body, notification=True)
         headers["Content-Type"] = "application/json"
         again = _copy(delivery)
         again.headers = headers
@@ -703,6 +802,8 @@ class FakeWeChatPay:
         tamper: Tamper | None = None,
         timestamp: int | None = None,
         nonce: str | None = None,
+        notification: bool = False,
+        request_serial: str | None = None,
     ) -> tuple[dict[str, str], bytes]:
         if tamper is Tamper.UNSIGNED:
             return {}, body
@@ -711,25 +812,51 @@ class FakeWeChatPay:
             ts -= 2 * int(self.max_skew)
         elif tamper is Tamper.FUTURE:
             ts += 2 * int(self.max_skew)
-        key = self.platform_key
+        key, serial = self._signer(notification, request_serial)
         if tamper is Tamper.SIGNATURE:
             if self._forger is None:
                 self._forger = _new_key()
             key = self._forger
         nonce = nonce or secrets.token_hex(16).upper()
-        headers = signature_headers(body, key, self.platform_serial, nonce, ts)
+        headers = signature_headers(body, key, serial, nonce, ts)
         if tamper is Tamper.SERIAL:
             headers[H_SERIAL] = "PUB_KEY_ID_01" + "0" * 28
+        elif tamper is Tamper.NO_SIGNATURE_TYPE:
+            del headers[H_SIGNATURE_TYPE]
+        elif tamper is Tamper.SIGNATURE_TYPE:
+            headers[H_SIGNATURE_TYPE] = "WECHATPAY2-SM2-WITH-SM3"
         elif tamper is Tamper.BODY:
             body = body + b" " if not body.endswith(b"}") else body[:-1] + b',"x":1}'
         return headers, body
 
-    def _answer(self, status: int, data: dict[str, Any] | None = None) -> web.Response:
+    def _signer(self, notification: bool, request_serial: str | None) -> tuple[RSAPrivateKey, str]:
+        """The key and serial to sign with, per :attr:`sign_with` / :attr:`notify_with`."""
+        mode = self.sign_with
+        if notification:
+            mode = self.notify_with or self.sign_with
+            request_serial = self.last_request_serial
+        if mode is Signer.BY_REQUEST:
+            named = (request_serial or "").upper()
+            mode = (
+                Signer.PUBLIC_KEY if named == self.platform_serial.upper() else Signer.CERTIFICATE
+            )
+        if mode is Signer.PUBLIC_KEY:
+            return self.platform_key, self.platform_serial
+        if mode is Signer.CERTIFICATE:
+            serial = self.cert_serial.lower() if self.lowercase_serial else self.cert_serial
+            return self.cert_key, serial
+        return self.unknown_key, self.unknown_serial
+
+    def _answer(
+        self, status: int, data: dict[str, Any] | None = None, request_serial: str | None = None
+    ) -> web.Response:
         body = _json_body(data) if data is not None else b""
         tamper = self.tamper_answers
         if tamper in (Tamper.CIPHERTEXT, Tamper.ASSOCIATED_DATA, Tamper.APIV3_KEY):
             tamper = None
-        headers, body = self._sign(body, tamper=tamper)
+        if request_serial is None:
+            request_serial = _REQUEST_SERIAL.get()
+        headers, body = self._sign(body, tamper=tamper, request_serial=request_serial)
         headers["Request-ID"] = secrets.token_hex(16)
         if data is not None:
             headers["Content-Type"] = "application/json; charset=utf-8"
@@ -754,8 +881,11 @@ class FakeWeChatPay:
             dict(request.query),
             body,
             authorization=request.headers.get("Authorization", ""),
+            wechatpay_serial=request.headers.get(H_SERIAL),
         )
         self.requests.append(record)
+        self.last_request_serial = record.wechatpay_serial
+        _REQUEST_SERIAL.set(record.wechatpay_serial)  # this request's task only
         self.calls[request.path] += 1
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -851,8 +981,13 @@ class FakeWeChatPay:
         for name in ("appid", "mchid", "description", "out_trade_no", "notify_url"):
             if not isinstance(data.get(name), str) or not data[name]:
                 return f"输入源“/body/{name}”映射到字段“{name}”必填性规则校验失败"
-        if len(data["description"]) > 127:
+        if len(data["description"].encode()) > 127:
             return "description 过长"
+        attach = data.get("attach")
+        if attach is not None and (not isinstance(attach, str) or len(attach.encode()) > 128):
+            return "attach 过长"
+        if len(data["notify_url"].encode()) > 256 or "?" in data["notify_url"]:
+            return "notify_url 格式错误"
         if not _OUT_TRADE_NO.fullmatch(data["out_trade_no"]):
             return "out_trade_no 格式错误"
         expire = data.get("time_expire")
@@ -899,6 +1034,9 @@ class FakeWeChatPay:
         valid_no = isinstance(out_refund_no, str) and _OUT_REFUND_NO.fullmatch(out_refund_no)
         if not valid_no or not isinstance(amount, dict):
             return self.error(400, "PARAM_ERROR", "out_refund_no 或 amount 错误")
+        reason = data.get("reason")
+        if reason is not None and (not isinstance(reason, str) or len(reason.encode()) > 80):
+            return self.error(400, "PARAM_ERROR", "退款原因不得超过80个字节")
         refund_fen, total = amount.get("refund"), amount.get("total")
         if type(refund_fen) is not int or type(total) is not int or refund_fen < 1:
             return self.error(400, "PARAM_ERROR", "amount 错误")

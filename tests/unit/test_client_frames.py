@@ -50,9 +50,7 @@ def compressed(payload: bytes) -> bytes:
 
 
 @given(st.binary(max_size=70_000), st.integers(min_value=1, max_value=4096))
-def test_any_message_comes_back_whole_however_the_bytes_are_cut(
-    payload: bytes, chunk: int
-) -> None:
+def test_any_message_comes_back_whole_however_the_bytes_are_cut(payload: bytes, chunk: int) -> None:
     reader = ClientFrames(100_000)
     wire = client_frame(OP_BINARY, payload)
     got = []
@@ -97,8 +95,10 @@ def test_compressed_messages_inflate_with_the_context_kept() -> None:
         (client_frame(0x3, b""), 1002),
         (client_frame(OP_TEXT, b"\xff\xfe"), 1007),
         (client_frame(OP_BINARY, b"x" * 101), 1009),
-        (client_frame(OP_TEXT, b"x" * 60, fin=False) + client_frame(OP_CONTINUATION, b"y" * 41),
-         1009),
+        (
+            client_frame(OP_TEXT, b"x" * 60, fin=False) + client_frame(OP_CONTINUATION, b"y" * 41),
+            1009,
+        ),
     ],
 )
 def test_what_the_rfc_forbids_is_refused_with_its_code(wire: bytes, code: int) -> None:

@@ -152,9 +152,7 @@ def run_reference(chunks: list[bytes], max_size: int, deflate: bool) -> Outcome:
     return drive_reference(chunks, max_size, deflate)[0]
 
 
-def drive_reference(
-    chunks: list[bytes], max_size: int, deflate: bool
-) -> tuple[Outcome, Reference]:
+def drive_reference(chunks: list[bytes], max_size: int, deflate: bool) -> tuple[Outcome, Reference]:
     ref = Reference(max_size, deflate)
     fed = 0
     for chunk in chunks:

@@ -27,7 +27,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOOR = "interact.floor"
-DOMAINS = ("rooms", "commerce", "moderation")
+DOMAINS = ("rooms", "commerce", "moderation", "webhooks", "growth", "archive")
 # Directories never holding project code: the venv, caches, build output.
 _SKIP_DIRS = frozenset({"__pycache__", "build", "dist", "node_modules"})
 
@@ -80,6 +80,10 @@ def forbidden(source: str, target: str) -> str | None:
         return "commerce and moderation do not import each other"
     if top == "moderation" and _top(target) == "commerce":
         return "commerce and moderation do not import each other"
+    if top == "growth" and _top(target) in DOMAINS and _top(target) != "growth":
+        return "growth imports no other domain package (the application hands data in)"
+    if top == "archive" and _top(target) in DOMAINS and _top(target) != "archive":
+        return "archive imports no other domain package (the application hands data in)"
     return None
 
 
@@ -269,6 +273,18 @@ def test_the_walk_catches_every_form_of_a_forbidden_arrow(tmp_path: Path) -> Non
         ("interact.hub", "rooms.service", True),  # the application may import anything
         ("tests.unit.test_x", "interact.hub", True),
         ("roomsy.thing", "interact.hub", True),  # not the rooms package
+        ("growth.service", "interact.floor.breaker", True),
+        ("growth.service", "growth.invites", True),
+        ("growth.service", "rooms.models", False),  # the application hands room data in
+        ("growth.service", "commerce.ledger", False),
+        ("growth.service", "interact.app", False),
+        ("interact.growth_setup", "growth.service", True),
+        ("archive.writer", "interact.floor.scripts", True),
+        ("archive.writer", "archive.records", True),
+        ("archive.writer", "rooms.models", False),  # the application hands the data in
+        ("archive.writer", "commerce.ledger", False),
+        ("archive.reader", "interact.api", False),
+        ("interact.archive_setup", "archive.writer", True),
     ],
 )
 def test_rule(source: str, target: str, allowed: bool) -> None:

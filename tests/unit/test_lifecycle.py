@@ -72,6 +72,8 @@ def test_to_dict_is_plain() -> None:
         "started_at": 6,
         "ended_at": None,
         "updated_at": 0,
+        "stream_started_at": None,
+        "scheduled_at": None,
     }
     assert type(out["status"]) is str
 
@@ -87,6 +89,8 @@ ROOMS = st.builds(
     started_at=OPT_TS,
     ended_at=OPT_TS,
     updated_at=st.integers(min_value=0, max_value=2**53),
+    stream_started_at=OPT_TS,
+    scheduled_at=OPT_TS,
 )
 
 

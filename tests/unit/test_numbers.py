@@ -15,7 +15,15 @@ from interact.floor.numbers import ascii_int
         "²",  # a digit to str.isdigit(), an error to int(): was a 500 and a hung join
         "٣",  # Arabic-Indic three: int() reads it as 3
         "３",  # full-width three
-        "+5", "-5", " 5", "5 ", "5_0", "0x10", "", "1e3", "5.0",
+        "+5",
+        "-5",
+        " 5",
+        "5 ",
+        "5_0",
+        "0x10",
+        "",
+        "1e3",
+        "5.0",
         "1" * 19,  # past 18 digits
     ],
 )

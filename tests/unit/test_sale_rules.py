@@ -170,6 +170,8 @@ def test_each_refused_reserve_has_its_wire_code() -> None:
         ReserveOutcome.ENDED: Code.CONFLICT,
         ReserveOutcome.NOT_FOUND: Code.NOT_FOUND,
         ReserveOutcome.BAD_QTY: Code.BAD_REQUEST,
+        ReserveOutcome.COUPON_UNAVAILABLE: Code.CONFLICT,
+        ReserveOutcome.COUPON_EXPIRED: Code.CONFLICT,
     }
 
 
@@ -246,16 +248,19 @@ async def test_events_read_after_a_cursor() -> None:
 
 
 def test_every_ledger_type_the_store_writes_is_read() -> None:
-    assert frozenset(
-        {
-            "sale_created",
-            "sale_closed",
-            "order_reserved",
-            "order_expired",
-            "order_cancelled",
-            "order_paid",
-            "payment_late",
-            "order_refunded",
-            "refund_settled",
-        }
-    ) == EVENT_TYPES
+    assert (
+        frozenset(
+            {
+                "sale_created",
+                "sale_closed",
+                "order_reserved",
+                "order_expired",
+                "order_cancelled",
+                "order_paid",
+                "payment_late",
+                "order_refunded",
+                "refund_settled",
+            }
+        )
+        == EVENT_TYPES
+    )

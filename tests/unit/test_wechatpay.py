@@ -23,10 +23,13 @@ from commerce.wechatpay import (
     H_TIMESTAMP,
     SCHEME,
     DecryptError,
+    KeyKind,
     MalformedMessage,
     MerchantConfig,
     MismatchError,
     NonceGuard,
+    PlatformKey,
+    PlatformKeys,
     RefundResult,
     ReplayedNonce,
     SignatureError,
@@ -100,7 +103,11 @@ def signed(body: bytes, *, ts: int = NOW, nonce: str = "N0NCE", key: Any = None)
 
 
 def verify(headers: dict[str, str], body: bytes, now: float = NOW) -> None:
-    verify_response(headers, body, platform_key().public_key(), SERIAL, now)
+    verify_response(headers, body, platform_keys(), now)
+
+
+def platform_keys() -> PlatformKeys:
+    return PlatformKeys([PlatformKey(SERIAL, KeyKind.PUBLIC_KEY, platform_key().public_key())])
 
 
 def pem_private(key: RSAPrivateKey, fmt: serialization.PrivateFormat) -> bytes:

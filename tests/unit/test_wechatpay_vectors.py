@@ -27,7 +27,10 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from commerce.wechatpay import (
     DecryptError,
+    KeyKind,
     MerchantConfig,
+    PlatformKey,
+    PlatformKeys,
     SignatureError,
     authorization,
     decrypt_resource,
@@ -172,12 +175,10 @@ def test_response_signature_matches_openssl() -> None:
 
 
 def test_response_signed_by_openssl_verifies_and_a_changed_body_does_not() -> None:
-    public = key().public_key()
-    verify_response(pinned_response_headers(), RESPONSE_BODY, public, PLATFORM_SERIAL, TS)
+    public = PlatformKeys([PlatformKey(PLATFORM_SERIAL, KeyKind.PUBLIC_KEY, key().public_key())])
+    verify_response(pinned_response_headers(), RESPONSE_BODY, public, TS)
     with pytest.raises(SignatureError):
-        verify_response(
-            pinned_response_headers(), RESPONSE_BODY + b"\n", public, PLATFORM_SERIAL, TS
-        )
+        verify_response(pinned_response_headers(), RESPONSE_BODY + b"\n", public, TS)
 
 
 def test_fake_signs_answers_like_openssl() -> None:

@@ -11,7 +11,19 @@ export type {
   Welcome,
 } from "./room";
 export type { Codec, Message } from "./codec";
-export type { ConnectSocketOptions, NetworkStatus, SocketTask, WxLike } from "./wx";
+export type {
+  ConnectSocketOptions,
+  NetworkStatus,
+  RequestOptions,
+  RequestPaymentOptions,
+  RequestSuccess,
+  RequestTask,
+  SocketTask,
+  WxHttp,
+  WxLike,
+} from "./wx";
+export { ApiError, buy, cancelOrder, FINAL_STATUSES, getOrder, login, pay, REST_CODES, tokenExpiry } from "./rest";
+export type { BuyOptions, LoginOptions, Order, OrderOptions, PayOptions, RestOptions, Session } from "./rest";
 export { backoffDelay } from "./backoff";
 export { onComment, onWelcome, recoveryQuery, START } from "./order";
 export type { Cursor } from "./order";

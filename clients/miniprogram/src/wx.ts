@@ -48,12 +48,68 @@ export interface WxLike {
   offNetworkStatusChange?(cb: (res: NetworkStatus) => void): void;
 }
 
-declare const wx: WxLike | undefined;
+/** `wx.request`'s answer: any HTTP status lands in `success`; only a network failure fails. */
+export interface RequestSuccess {
+  /** The body: parsed JSON with `dataType: 'json'` (the default) when it parses, else the text. */
+  data: unknown;
+  statusCode: number;
+  /** Response headers, names as the server sent them. */
+  header: Record<string, string>;
+  errMsg: string;
+}
+
+export interface RequestOptions {
+  url: string;
+  method?: "GET" | "POST" | "PUT" | "DELETE" | "HEAD" | "OPTIONS";
+  /** An object is sent as JSON (with the default content type), or as a query for GET. */
+  data?: string | Record<string, unknown> | ArrayBuffer;
+  header?: Record<string, string>;
+  /** ms (default 60000); then `fail` with "request:fail timeout". */
+  timeout?: number;
+  dataType?: string;
+  success?: (res: RequestSuccess) => void;
+  fail?: (res: { errMsg: string; errno?: number }) => void;
+  complete?: (res: { errMsg: string }) => void;
+}
+
+export interface RequestTask {
+  abort(): void;
+}
+
+export interface WxLoginOptions {
+  timeout?: number;
+  success?: (res: { code: string; errMsg: string }) => void;
+  fail?: (res: { errMsg: string }) => void;
+  complete?: (res: { errMsg: string }) => void;
+}
+
+/** The parameters `POST /orders/{id}/pay` answers with WeChat Pay, plus the callbacks. */
+export interface RequestPaymentOptions {
+  timeStamp: string;
+  nonceStr: string;
+  package: string;
+  signType: string;
+  paySign: string;
+  /** The user paid (the server still waits for WeChat's notification). */
+  success?: (res: { errMsg: string }) => void;
+  /** "requestPayment:fail cancel" when the user closed the cashier. */
+  fail?: (res: { errMsg: string }) => void;
+  complete?: (res: { errMsg: string }) => void;
+}
+
+/** The slice of `wx` the REST helpers (`login`, `buy`) use. */
+export interface WxHttp {
+  request(options: RequestOptions): RequestTask;
+  login?(options: WxLoginOptions): void;
+  requestPayment?(options: RequestPaymentOptions): void;
+}
+
+declare const wx: (WxLike & WxHttp) | undefined;
 
 /** The global `wx` of the mini-program runtime; a clear error anywhere else. */
-export function globalWx(): WxLike {
+export function globalWx(): WxLike & WxHttp {
   if (typeof wx === "undefined" || wx === undefined) {
-    throw new Error("no global wx: pass createRoom({wx}) outside a mini-program");
+    throw new Error("no global wx: pass the `wx` option outside a mini-program");
   }
   return wx;
 }

@@ -5,7 +5,19 @@
  * It records what a test needs to check that the SDK never leaks or double-closes a task.
  */
 import WebSocket from "ws";
-import type { ConnectSocketOptions, NetworkStatus, SocketCallbacks, SocketTask, WxLike } from "../src/wx";
+import type {
+  ConnectSocketOptions,
+  NetworkStatus,
+  RequestOptions,
+  RequestPaymentOptions,
+  RequestSuccess,
+  RequestTask,
+  SocketCallbacks,
+  SocketTask,
+  WxHttp,
+  WxLike,
+  WxLoginOptions,
+} from "../src/wx";
 
 export const MAX_SOCKETS = 5;
 
@@ -122,7 +134,33 @@ export class ShimTask implements SocketTask {
   }
 }
 
-export class WxShim implements WxLike {
+/** One `wx.request` as it went out, and its answer (`statusCode` null when none came). */
+export interface RecordedRequest {
+  method: string;
+  url: string;
+  header: Record<string, string>;
+  body: string | undefined;
+  statusCode: number | null;
+  responseHeader: Record<string, string>;
+  /** What the page's callback got: "request:ok" or the fail message. */
+  errMsg: string;
+}
+
+/**
+ * A network fault for the next matching request: `drop` lets the server handle it and then
+ * loses the answer (the app sees "request:fail timeout"); `statusCode` answers in place of
+ * the server (a gateway's 503), which never sees the request.
+ */
+export interface RequestFault {
+  match: (method: string, url: string) => boolean;
+  drop?: boolean;
+  statusCode?: number;
+  data?: unknown;
+}
+
+export type PayBehaviour = "succeed" | "cancel" | "fail";
+
+export class WxShim implements WxLike, WxHttp {
   readonly tasks: ShimTask[] = [];
   openCount = 0;
   maxOpen = 0;
@@ -197,6 +235,164 @@ export class WxShim implements WxLike {
     const task = new ShimTask(this, options, refuse);
     this.tasks.push(task);
     return task;
+  }
+
+  // -- wx.request, wx.login, wx.requestPayment ------------------------------------------
+
+  readonly requests: RecordedRequest[] = [];
+  private readonly faults: RequestFault[] = [];
+  /** The fake WeChat (tests/fakes/wechat.py) that issues `wx.login` codes; null: login fails. */
+  wechatBase: string | null = null;
+  /** The openid the fake WeChat ties the next codes to (default: a new one per code). */
+  openid: string | undefined;
+  logins = 0;
+  /** What the user does at the cashier `wx.requestPayment` opens. */
+  payBehaviour: PayBehaviour = "succeed";
+  /** Runs when the user pays, before `success` (e.g. tells a fake WeChat Pay to pay). */
+  onPayment: (options: RequestPaymentOptions) => Promise<void> = async () => undefined;
+  readonly payments: RequestPaymentOptions[] = [];
+
+  /** Queue a fault for the next request that matches (each fault is used once). */
+  fault(fault: RequestFault): void {
+    this.faults.push(fault);
+  }
+
+  /**
+   * wx.request over Node's fetch, with the platform's semantics: every HTTP status goes to
+   * `success` with `statusCode`, `header` and `data` (JSON-parsed with dataType json when it
+   * parses, else the text); only no answer goes to `fail`; `complete` follows either.
+   * An object `data` is a query for GET, JSON for a JSON content type (the default).
+   */
+  request(options: RequestOptions): RequestTask {
+    const method = options.method ?? "GET";
+    const header: Record<string, string> = { ...options.header };
+    const typeName = Object.keys(header).find((k) => k.toLowerCase() === "content-type");
+    if (typeName === undefined) header["content-type"] = "application/json";
+    const contentType = header[typeName ?? "content-type"] ?? "";
+    let url = options.url;
+    let body: string | ArrayBuffer | undefined;
+    const data = options.data;
+    if (typeof data === "string") body = data;
+    else if (data instanceof ArrayBuffer) body = data;
+    else if (data !== undefined) {
+      const pairs = Object.entries(data).map(([k, v]) => [k, String(v)]);
+      if (method === "GET") url += (url.includes("?") ? "&" : "?") + new URLSearchParams(pairs).toString();
+      else if (contentType.includes("json")) body = JSON.stringify(data);
+      else body = new URLSearchParams(pairs).toString();
+    }
+    if (method === "GET") body = undefined;
+    const record: RecordedRequest = {
+      method,
+      url,
+      header,
+      body: typeof body === "string" ? body : undefined,
+      statusCode: null,
+      responseHeader: {},
+      errMsg: "",
+    };
+    this.requests.push(record);
+    const at = this.faults.findIndex((f) => f.match(method, url));
+    const fault = at >= 0 ? this.faults.splice(at, 1)[0] : undefined;
+
+    let done = false;
+    let why = "";
+    const controller = new AbortController();
+    const finish = (res: RequestSuccess | null, errMsg: string): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      record.errMsg = errMsg;
+      if (res !== null) options.success?.(res);
+      else options.fail?.({ errMsg });
+      options.complete?.({ errMsg });
+    };
+    const timer = setTimeout(() => {
+      why = "timeout";
+      controller.abort();
+    }, options.timeout ?? 60000);
+
+    if (fault?.statusCode !== undefined) {
+      const res = { data: fault.data ?? "", statusCode: fault.statusCode, header: {}, errMsg: "request:ok" };
+      record.statusCode = fault.statusCode;
+      setImmediate(() => finish(res, res.errMsg));
+      return { abort: () => finish(null, "request:fail abort") };
+    }
+    fetch(url, { method, headers: header, body, signal: controller.signal }).then(
+      async (r) => {
+        const text = await r.text();
+        const responseHeader: Record<string, string> = {};
+        r.headers.forEach((value, name) => (responseHeader[name] = value));
+        record.statusCode = r.status;
+        record.responseHeader = responseHeader;
+        if (fault?.drop) {
+          finish(null, "request:fail timeout"); // the server did it; the app never hears
+          return;
+        }
+        let parsed: unknown = text;
+        if ((options.dataType ?? "json") === "json") {
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            // the platform hands over the text as it is
+          }
+        }
+        finish({ data: parsed, statusCode: r.status, header: responseHeader, errMsg: "request:ok" }, "request:ok");
+      },
+      (err: Error) => finish(null, `request:fail ${why || err.message}`),
+    );
+    return {
+      abort: () => {
+        why = "abort";
+        controller.abort();
+      },
+    };
+  }
+
+  /** wx.login: a fresh code from the fake WeChat, as the platform gets one from WeChat. */
+  login(options: WxLoginOptions): void {
+    const fail = (errMsg: string): void => {
+      options.fail?.({ errMsg });
+      options.complete?.({ errMsg });
+    };
+    const base = this.wechatBase;
+    if (base === null) {
+      setImmediate(() => fail("login:fail no WeChat to ask"));
+      return;
+    }
+    fetch(`${base.replace(/\/+$/, "")}/_fake/codes`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(this.openid === undefined ? {} : { openid: this.openid }),
+    })
+      .then((r) => r.json() as Promise<{ code: string }>)
+      .then(
+        ({ code }) => {
+          this.logins += 1;
+          const res = { code, errMsg: "login:ok" };
+          options.success?.(res);
+          options.complete?.(res);
+        },
+        (err: Error) => fail(`login:fail ${err.message}`),
+      );
+  }
+
+  /** wx.requestPayment: the cashier opens, and the user pays, cancels, or it fails. */
+  requestPayment(options: RequestPaymentOptions): void {
+    this.payments.push(options);
+    const end = (ok: boolean, errMsg: string): void => {
+      if (ok) options.success?.({ errMsg });
+      else options.fail?.({ errMsg });
+      options.complete?.({ errMsg });
+    };
+    const behaviour = this.payBehaviour;
+    if (behaviour === "cancel") setImmediate(() => end(false, "requestPayment:fail cancel"));
+    else if (behaviour === "fail") setImmediate(() => end(false, "requestPayment:fail system error"));
+    else {
+      this.onPayment(options).then(
+        () => end(true, "requestPayment:ok"),
+        (err: Error) => end(false, `requestPayment:fail ${err.message}`),
+      );
+    }
   }
 
   get last(): ShimTask {
