@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import audience, events, fanout, idle, join, sale, storm, webhooks
+from bench import audience, events, fanout, idle, join, retention, sale, storm, webhooks
 
 SCENARIOS = {
     "fanout": fanout,
@@ -16,6 +16,7 @@ SCENARIOS = {
     "webhooks": webhooks,
     "audience": audience,
     "events": events,
+    "retention": retention,
 }
 
 

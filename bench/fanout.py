@@ -7,9 +7,12 @@ turn (``--target all``), or targets a running server with ``--url``. It creates 
 starts a room over REST with an operator token (a peer's room is just a name), connects
 V viewers over ``--procs`` load processes (``bench.load``), then S senders (separate
 connections that also receive), and has the senders comment at C comments/s in total
-for a warm-up and then the measured window. Each comment's text is ``b<send time in
-ns>``; a sample of viewers decodes every frame and records receive time - send time in
-an HDR histogram, the others only count frames and comments.
+for a warm-up and then the measured window, evenly spaced (``--arrivals even``, the
+default) or at random (``--arrivals poisson``: exponential gaps of mean 1/C drawn from a
+generator seeded with ``--seed``, so that comments do not all land at one point of the
+server's tick). Each comment's text is ``b<send time in ns>``; a sample of viewers
+decodes every frame and records receive time - send time in an HDR histogram, the
+others only count frames and comments.
 
 Reported over the window: deliveries/s (comments received by the V viewers per second)
 against the expected C x V, latency p50/p90/p99/p99.9/max, frames/s and bytes/s
@@ -23,9 +26,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import random
 import sys
 import time
 from collections import Counter as Tally
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -41,6 +46,8 @@ HELP = "one room, V viewers, S senders at C comments/s: deliveries/s, latency, R
 # Keys of the run's Redis (--engine redis) go under this prefix.
 PREFIX = "bench-fanout:"
 VERSIONS = ("interact", "aiohttp", "orjson", "uvloop", "redis", "hdrhistogram", "python-socketio")
+
+ARRIVALS = ("even", "poisson")
 
 # Figures of the side-by-side table of --target all: (label, path in the document).
 FIGURES = (
@@ -76,6 +83,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, default=200.0, help="comments/s, all senders (C)")
     p.add_argument("--duration", type=float, default=20.0, help="measured window, s (D)")
     p.add_argument("--warmup", type=float, default=3.0, help="sending before the window, s")
+    p.add_argument(
+        "--arrivals", choices=ARRIVALS, default="even",
+        help="comment send times: evenly spaced, or a Poisson process of the same mean rate",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=1, help="seed of --arrivals poisson")
     p.add_argument("--sample", type=int, default=100, help="viewers that decode and time")
     p.add_argument("--drain", type=float, default=5.0, help="max wait for in-flight, s")
     p.add_argument("--ping-interval", type=float, default=30.0, help="idle client ping, s")
@@ -105,6 +117,8 @@ def run(ns: argparse.Namespace) -> tuple[dict[str, Any], int]:
         "viewers": ns.viewers,
         "senders": ns.senders,
         "rate": ns.rate,
+        "arrivals": ns.arrivals,
+        "seed": ns.seed if ns.arrivals == "poisson" else None,
         "duration": ns.duration,
         "warmup": ns.warmup,
         "sample": ns.sample,
@@ -228,13 +242,28 @@ async def _pinger(run: Run) -> None:
                 c.send_json({"t": "ping"})
 
 
+def send_times(arrivals: str, rate: float, seed: int) -> Iterator[float]:
+    """Offsets (s) of the comments from the start of sending: n/C for ``even``; for
+    ``poisson`` the sums of exponential gaps of mean 1/C, the same for the same seed."""
+    if arrivals == "even":
+        n = 0
+        while True:
+            yield n / rate
+            n += 1
+    rng = random.Random(seed)
+    t = 0.0
+    while True:
+        yield t
+        t += rng.expovariate(rate)
+
+
 async def _send(run: Run, t_start: float, t_stop: float) -> None:
-    """Round-robin over the senders on an absolute schedule: comment n at t_start + n/C."""
-    interval = 1.0 / run.ns.rate
+    """Round-robin over the senders on an absolute schedule (``send_times``), so a late
+    wake-up does not shift the comments after it."""
     senders = run.senders
     n = 0
-    while True:
-        due = t_start + n * interval
+    for offset in send_times(run.ns.arrivals, run.ns.rate, run.ns.seed):
+        due = t_start + offset
         if due >= t_stop:
             return
         delay = due - time.monotonic()
@@ -486,6 +515,7 @@ def _print_report(doc: dict[str, Any]) -> None:
     rows = [
         ("target / engine", f"{p['target']} / {p['engine']}"),
         ("viewers / senders / rate", f"{p['viewers']:,} / {p['senders']} / {p['rate']:g}/s"),
+        ("arrivals", p.get("arrivals", "even")),
         ("load processes", p["procs"]),
         ("window", f"{w['seconds']:.1f} s after {p['warmup']:g} s warm-up"),
         ("comments sent in window", f"{w['comments_sent']:,} ({w['send_rate']:.1f}/s)"),

@@ -35,6 +35,25 @@ class MemoryCouponStore:
         self.coupons: dict[str, Coupon] = {}
         self._wallets: dict[str, list[str]] = {}  # uid -> coupon ids, oldest first
 
+    def forget_room(self, room_id: str, now_ms: int) -> int:
+        """Drop the room's batches and coupons whose validity has ended by ``now_ms`` (the
+        room has ended and its hot retention passed: rooms.retention); one valid longer
+        stays for a later call. Wallets skip the ids they no longer find. Returns how many
+        coupons were dropped."""
+        dropped = 0
+        for cid in [c for c, cp in self.coupons.items() if cp.terms.room_id == room_id]:
+            if self.coupons[cid].terms.ends_at <= now_ms:
+                del self.coupons[cid]
+                dropped += 1
+        scope = self._scopes.get(room_id, [])
+        for bid in [b for b in scope if self._batches[b].terms.ends_at <= now_ms]:
+            scope.remove(bid)
+            for table in (self._batches, self._issued, self._held, self._idem):
+                table.pop(bid, None)
+        if not scope:
+            self._scopes.pop(room_id, None)
+        return dropped
+
     async def create_batch(self, batch: Batch, max_per_scope: int) -> bool:
         check_batch(batch)
         if batch.id in self._batches:
@@ -109,7 +128,10 @@ class MemoryCouponStore:
 
     async def wallet(self, uid: str, limit: int) -> list[Coupon]:
         ids = self._wallets.get(uid, [])
-        return [self.coupons[i] for i in reversed(ids[-limit:])] if limit > 0 else []
+        if limit <= 0:
+            return []
+        # As on Redis: a coupon forgotten with its room (rooms.retention) is skipped.
+        return [self.coupons[i] for i in reversed(ids[-limit:]) if i in self.coupons]
 
     # --- the sale store's side (called inside its atomic steps; no awaits)
 

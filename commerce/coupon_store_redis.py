@@ -140,6 +140,7 @@ class RedisCouponStore:
                 k.coupon_batch_idem(batch_id),
                 k.coupon(coupon_id),
                 k.ledger(ledger_room) if ledger_room is not None else k.coupon(coupon_id),
+                k.coupons_in_room(tag_of(batch_id) or ""),
             ],
             args=[
                 uid, coupon_id, int(now_ms), idem or "", "1" if ledger_room else "0",

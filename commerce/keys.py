@@ -59,6 +59,10 @@ class CommerceKeys:
         """Set: ids of the room's open packets."""
         return f"{self.prefix}rp-open:{{{room_id}}}"
 
+    def packets_all(self, room_id: str) -> str:
+        """Set: ids of every packet of the room (the room's end expires them through it)."""
+        return f"{self.prefix}rp-all:{{{room_id}}}"
+
     def packets_due(self) -> str:
         """Sorted set: packet ids scored by expires_at (global; never inside a script)."""
         return f"{self.prefix}rp-due"
@@ -77,6 +81,10 @@ class CommerceKeys:
         """Set: ids of the room's lotteries not drawn yet (open or drawing)."""
         return f"{self.prefix}lot-open:{{{room_id}}}"
 
+    def lotteries_all(self, room_id: str) -> str:
+        """Set: ids of every lottery of the room (the room's end expires them through it)."""
+        return f"{self.prefix}lot-all:{{{room_id}}}"
+
     def lottery_winners(self, room_id: str) -> str:
         """Set: uids that won any lottery of the room (for ``new_first``)."""
         return f"{self.prefix}lot-won:{{{room_id}}}"
@@ -84,6 +92,10 @@ class CommerceKeys:
     def lotteries_due(self) -> str:
         """Sorted set: lottery ids scored by draw_at, or lease end while drawing (global)."""
         return f"{self.prefix}lot-due"
+
+    def lottery_prizes_due(self) -> str:
+        """Sorted set: drawn lotteries whose coupon prizes may still be owed (global)."""
+        return f"{self.prefix}lot-prizes"
 
     # --- flash sales and orders
     #
@@ -149,6 +161,11 @@ class CommerceKeys:
     def coupon(self, coupon_id: str) -> str:
         """Hash: one issued coupon, its terms copied, its status and holding order."""
         return f"{self.prefix}cpn:{{{_coupon_tag(coupon_id)}}}:{coupon_id}"
+
+    def coupons_in_room(self, room_id: str) -> str:
+        """Set: ids of every coupon issued from the room's batches (the room's end expires
+        them through it; merchant-wide coupons are not listed)."""
+        return f"{self.prefix}cpn-room:{{{room_id}}}"
 
     def coupon_wallet(self, uid: str) -> str:
         """Sorted set: the uid's coupon ids by issue time."""

@@ -29,6 +29,12 @@ Contract:
   ``draw_at ≤ now``, or drawing with a lease ended by ``now`` — earliest first; drawn ids
   are dropped from the index on the way.
 - ``open_in_room``: the room's undrawn lotteries (open or drawing), oldest first.
+- Coupon prizes still to issue (``Prize.coupon_batch``): ``mark_prizes(lottery_id, at_ms)``
+  puts the lottery in a global index due at ``at_ms`` (or moves it there);
+  ``prizes_due(now_ms, limit)`` gives up to ``limit`` ids due by ``now``, earliest first,
+  without removing them; ``prizes_done(lottery_id)`` removes one. The index only says
+  where to look: the issue itself is idempotent per lottery and winner (the coupon store's
+  key), so an id offered twice costs a replay, never a second coupon.
 """
 
 from __future__ import annotations
@@ -58,6 +64,12 @@ class LotteryStore(Protocol):
     async def finish_draw(self, lottery_id: str, result: DrawResult, now_ms: int) -> bool: ...
 
     async def due(self, now_ms: int, limit: int) -> list[str]: ...
+
+    async def mark_prizes(self, lottery_id: str, at_ms: int) -> None: ...
+
+    async def prizes_due(self, now_ms: int, limit: int) -> list[str]: ...
+
+    async def prizes_done(self, lottery_id: str) -> None: ...
 
 
 def check_new_lottery(lottery: Lottery, secret: bytes) -> None:

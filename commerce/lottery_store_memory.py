@@ -17,6 +17,7 @@ from commerce.models import (
     Lottery,
     LotteryStatus,
     LotteryView,
+    PrizeKind,
 )
 from interact.floor.errors import Conflict
 
@@ -46,6 +47,8 @@ class MemoryLotteryStore:
         self._open: dict[str, set[str]] = {}  # room -> undrawn lottery ids
         self._won: dict[str, set[str]] = {}  # room -> uids that won there
         self._due: dict[str, int] = {}  # lottery id -> draw_at, or lease end while drawing
+        self._prizes: dict[str, int] = {}  # lottery id -> when to (re)issue its coupon prizes
+        self._all: dict[str, list[str]] = {}  # room -> every lottery id (for forget_room)
 
     async def create(self, lottery: Lottery, secret: bytes) -> None:
         check_new_lottery(lottery, secret)
@@ -54,6 +57,7 @@ class MemoryLotteryStore:
         self._lotteries[lottery.id] = _Lottery(lottery, secret)
         self._open.setdefault(lottery.room_id, set()).add(lottery.id)
         self._due[lottery.id] = lottery.draw_at
+        self._all.setdefault(lottery.room_id, []).append(lottery.id)
         self.ledger.append_now(
             lottery.room_id,
             {
@@ -67,6 +71,33 @@ class MemoryLotteryStore:
                 "ts": lottery.created_at,
             },
         )
+
+    def forget_room(self, room_id: str, *, money: bool) -> int:
+        """Drop the room's lotteries (rooms.retention): with ``money`` False only those
+        whose prize is goods (their hot retention has passed), else every one and the
+        room's sets. As the Redis end script's ``prize`` class: a cash or coupon prize is
+        kept for the refund window. Returns how many lotteries were dropped."""
+        ids = self._all.get(room_id, [])
+        kept: list[str] = []
+        dropped = 0
+        for lid in ids:
+            lot = self._lotteries.get(lid)
+            if not money and lot is not None and lot.meta.prize.kind is not PrizeKind.GOODS:
+                kept.append(lid)
+                continue
+            if self._lotteries.pop(lid, None) is not None:
+                dropped += 1
+            self._due.pop(lid, None)
+            self._prizes.pop(lid, None)
+            self._open.get(room_id, set()).discard(lid)
+        if kept:
+            self._all[room_id] = kept
+        else:
+            self._all.pop(room_id, None)
+        if money:
+            self._open.pop(room_id, None)
+            self._won.pop(room_id, None)
+        return dropped
 
     def _find(self, lottery_id: str) -> _Lottery | None:
         return self._lotteries.get(lottery_id) if room_of(lottery_id) is not None else None
@@ -160,3 +191,13 @@ class MemoryLotteryStore:
     async def due(self, now_ms: int, limit: int) -> list[str]:
         ready = sorted((at, lid) for lid, at in self._due.items() if at <= now_ms)
         return [lid for _, lid in ready[: max(limit, 0)]]
+
+    async def mark_prizes(self, lottery_id: str, at_ms: int) -> None:
+        self._prizes[lottery_id] = at_ms
+
+    async def prizes_due(self, now_ms: int, limit: int) -> list[str]:
+        ready = sorted((at, lid) for lid, at in self._prizes.items() if at <= now_ms)
+        return [lid for _, lid in ready[: max(limit, 0)]]
+
+    async def prizes_done(self, lottery_id: str) -> None:
+        self._prizes.pop(lottery_id, None)

@@ -40,7 +40,7 @@ _PAGE = 200
 _VIEW_FIELDS = (
     "id", "room_id", "prize_title", "prize_kind", "prize_fen", "winners", "cond_kind",
     "cond_password", "cond_minutes", "cond_n", "draw_at", "created_at", "commit", "new_first",
-    "status", "result_winners", "proof", "unused", "drawn_at",
+    "status", "result_winners", "proof", "unused", "drawn_at", "prize_batch",
 )  # fmt: skip
 
 
@@ -50,6 +50,8 @@ def _record(lottery: Lottery, secret: bytes) -> list[str]:
     out += ["prize_title", prize.title, "prize_kind", prize.kind.value]
     if prize.amount_fen is not None:
         out += ["prize_fen", str(prize.amount_fen)]
+    if prize.coupon_batch is not None:
+        out += ["prize_batch", prize.coupon_batch]
     out += ["winners", str(lottery.winners), "cond_kind", cond.kind.value]
     if cond.password is not None:
         out += ["cond_password", cond.password]
@@ -72,7 +74,10 @@ def _lottery(rec: dict[str, str]) -> Lottery:
         id=rec["id"],
         room_id=rec["room_id"],
         prize=Prize(
-            rec["prize_title"], PrizeKind(rec["prize_kind"]), _opt_int(rec.get("prize_fen"))
+            rec["prize_title"],
+            PrizeKind(rec["prize_kind"]),
+            _opt_int(rec.get("prize_fen")),
+            rec.get("prize_batch"),
         ),
         winners=int(rec["winners"]),
         condition=Condition(
@@ -104,7 +109,7 @@ class RedisLotteryStore:
         check_new_lottery(lottery, secret)
         k, lid, room = self._keys, lottery.id, lottery.room_id
         created = await self._create(
-            keys=[k.lottery(lid), k.lotteries_open(room), k.ledger(room)],
+            keys=[k.lottery(lid), k.lotteries_open(room), k.ledger(room), k.lotteries_all(room)],
             args=[self._maxlen, *_record(lottery, secret)],
         )
         if not created:
@@ -234,6 +239,18 @@ class RedisLotteryStore:
             if drawn:
                 await self._client.zrem(index, *drawn)
         return out[:limit]
+
+    async def mark_prizes(self, lottery_id: str, at_ms: int) -> None:
+        await self._client.zadd(self._keys.lottery_prizes_due(), {lottery_id: int(at_ms)})
+
+    async def prizes_due(self, now_ms: int, limit: int) -> list[str]:
+        raw = await self._client.zrangebyscore(
+            self._keys.lottery_prizes_due(), "-inf", int(now_ms), start=0, num=max(limit, 0)
+        )
+        return [_text(r) for r in raw]
+
+    async def prizes_done(self, lottery_id: str) -> None:
+        await self._client.zrem(self._keys.lottery_prizes_due(), lottery_id)
 
 
 def _view(rec: dict[str, str], entries: int) -> LotteryView:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from commerce.coupons import is_batch_id
 from commerce.draw import DrawResult, draw
 from interact.floor.errors import BadRequest, Code
 
@@ -164,11 +165,16 @@ class Prize:
     title: str
     kind: PrizeKind
     amount_fen: int | None = None  # cash prizes (per winner), optional for the others
+    # A coupon prize of this batch: each winner is issued one coupon after the draw.
+    # None for a coupon prize handed over otherwise (owed, as goods are).
+    coupon_batch: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"title": self.title, "kind": self.kind.value}
         if self.amount_fen is not None:
             out["amount_fen"] = self.amount_fen
+        if self.coupon_batch is not None:
+            out["coupon_batch"] = self.coupon_batch
         return out
 
     @classmethod
@@ -176,7 +182,19 @@ class Prize:
         """Parse a request's ``prize``; ``ModelError`` when it is malformed."""
         if not isinstance(data, Mapping):
             raise ModelError("prize must be an object")
-        title, kind, amount = data.get("title"), data.get("kind"), data.get("amount_fen")
+        unknown = set(data) - {"title", "kind", "amount_fen", "coupon_batch"}
+        if unknown:
+            raise ModelError(f"unknown field 'prize.{sorted(unknown)[0][:40]}'")
+        batch = data.get("coupon_batch")
+        # A batch names the kind: {"coupon_batch": id} alone is a coupon prize.
+        default_kind = PrizeKind.COUPON.value if batch is not None else None
+        title, amount = data.get("title"), data.get("amount_fen")
+        kind = data.get("kind", default_kind)
+        if batch is not None:
+            if kind != PrizeKind.COUPON:
+                raise ModelError("prize.coupon_batch belongs to a coupon prize")
+            if not is_batch_id(batch):
+                raise ModelError("prize.coupon_batch must be a coupon batch id")
         if not isinstance(title, str) or not title.strip():
             raise ModelError("prize.title must be a non-empty string")
         if kind not in list(PrizeKind):
@@ -185,7 +203,7 @@ class Prize:
             raise ModelError("prize.amount_fen must be a positive integer")
         if kind == PrizeKind.CASH and amount is None:
             raise ModelError("a cash prize needs amount_fen")
-        return cls(title=title, kind=PrizeKind(kind), amount_fen=amount)
+        return cls(title=title, kind=PrizeKind(kind), amount_fen=amount, coupon_batch=batch)
 
 
 @dataclass(frozen=True, slots=True)

@@ -474,6 +474,9 @@ class OrderService:
             return
         if set_name is not None:
             self.recorder.mark(order.room_id, set_name, order.uid)
+            # Per product (the sale): "order" and "buyer" are its steps order and paid.
+            step = "paid" if set_name == "buyer" else set_name
+            self.recorder.item(order.room_id, order.sale_id, step, order.uid, order.amount_fen)
         self.recorder.add(order.room_id, counter)
         self.recorder.add(order.room_id, fen, order.amount_fen)
 

@@ -43,6 +43,7 @@ class MemoryRedPacketStore:
         self._packets: dict[str, _Packet] = {}
         self._open: dict[str, set[str]] = {}  # room -> open packet ids
         self._due: dict[str, int] = {}  # packet id -> expires_at, while indexed
+        self._all: dict[str, list[str]] = {}  # room -> every packet id (for forget_room)
 
     async def create(self, packet: RedPacket, shares: list[int]) -> None:
         check_new_packet(packet, shares)
@@ -51,6 +52,7 @@ class MemoryRedPacketStore:
         self._packets[packet.id] = _Packet(packet, list(shares))
         self._open.setdefault(packet.room_id, set()).add(packet.id)
         self._due[packet.id] = packet.expires_at
+        self._all.setdefault(packet.room_id, []).append(packet.id)
         self.ledger.append_now(
             packet.room_id,
             {
@@ -63,6 +65,15 @@ class MemoryRedPacketStore:
                 "ts": packet.created_at,
             },
         )
+
+    def forget_room(self, room_id: str) -> int:
+        """Drop the room's packets (its refund window has passed: rooms.retention)."""
+        ids = self._all.pop(room_id, [])
+        for pid in ids:
+            self._packets.pop(pid, None)
+            self._due.pop(pid, None)
+        self._open.pop(room_id, None)
+        return len(ids)
 
     def _find(self, packet_id: str) -> _Packet | None:
         return self._packets.get(packet_id) if room_of(packet_id) is not None else None

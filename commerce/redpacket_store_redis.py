@@ -88,6 +88,7 @@ class RedisRedPacketStore:
                 k.packet_shares(pid),
                 k.packets_open(packet.room_id),
                 k.ledger(packet.room_id),
+                k.packets_all(packet.room_id),
             ],
             args=[self._maxlen, len(record), *record, *shares],
         )

@@ -72,6 +72,15 @@ class MemorySaleStore:
         self._order_pos: dict[str, int] = {}  # order id -> index in its room's list
         self._due: dict[str, int] = {}  # reserved order id -> deadline
 
+    def forget_room(self, room_id: str) -> None:
+        """Drop the room's sales and orders (its refund window has passed: rooms.retention)."""
+        for sale_id in self._room_sales.pop(room_id, []):
+            self._sales.pop(sale_id, None)
+        for order_id in self._room_orders.pop(room_id, []):
+            self._orders.pop(order_id, None)
+            self._order_pos.pop(order_id, None)
+            self._due.pop(order_id, None)
+
     def _log(self, room_id: str, event: Mapping[str, object]) -> None:
         self.ledger.append_now(room_id, event)
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from commerce.coupon_service import CouponService
+from commerce.coupons import IssueOutcome, is_batch_id, tag_of
 from commerce.draw import commitment, new_secret
 from commerce.ids import new_lottery_id, new_packet_id, room_of
 from commerce.lottery_store import LotteryStore
@@ -49,6 +51,9 @@ MIN_DURATION_S = 1
 MAX_DURATION_S = 999 * 60
 MAX_WINNERS = 10_000
 DRAW_LEASE_MS = 30_000
+# A coupon prize left unissued (a crash, Redis away) is looked at again this much later by
+# any process's sweep; the drawing process normally issues it within milliseconds.
+PRIZE_RETRY_MS = 30_000
 MAX_PASSWORD_LEN = 20
 # Open password items of a room are cached this long, so a comment costs no Redis call.
 PASSWORD_CACHE_S = 1.0
@@ -181,6 +186,11 @@ class CommerceService:
         # by the application (commerce does not import growth); None: such lotteries
         # cannot be entered.
         self.invite_facts: Callable[[str, str], Awaitable[tuple[bool, int]]] | None = None
+        # Coupon prizes (``Prize.coupon_batch``), set by the application; None: lotteries
+        # with one cannot be created.
+        self.coupons: CouponService | None = None
+        # Coupon prizes a batch could not give (sold out, ended, the winner at its limit).
+        self.prizes_refused = 0
 
     # -- red packets -------------------------------------------------------------
 
@@ -277,11 +287,15 @@ class CommerceService:
                 raise BadRequest("prize must be a title or an object with title and kind")
             parsed_prize = Prize(title=prize.strip(), kind=PrizeKind.GOODS)
         else:
-            parsed_prize = Prize.from_dict(prize)
+            parsed_prize = Prize.from_dict(await self._titled(prize))
         if not _int_in(winners, 1, MAX_WINNERS):
             raise BadRequest(f"winners must be an integer from 1 to {MAX_WINNERS}")
         parsed_condition = Condition.from_dict(condition)
         seconds = _seconds(duration, "duration", MIN_DURATION_S, MAX_DURATION_S)
+        if parsed_prize.coupon_batch is not None:
+            count = winners if isinstance(winners, int) else 0
+            draw_at = self.clock() + seconds * 1000
+            await self._check_coupon_prize(parsed_prize.coupon_batch, room_id, count, draw_at)
         if parsed_condition.kind is ConditionKind.PASSWORD:
             parsed_condition = Condition(ConditionKind.PASSWORD, password=_password(condition))
         if parsed_condition.kind is ConditionKind.WATCH and (
@@ -308,6 +322,46 @@ class CommerceService:
         self._passwords.pop(room_id, None)
         await self._publish(room_id, lottery_message(view))
         return view
+
+    async def _titled(self, prize: object) -> object:
+        """``{"coupon_batch": id}`` without a title takes the batch's title."""
+        if not isinstance(prize, dict) or "coupon_batch" not in prize:
+            return prize
+        if self.coupons is None:
+            raise BadRequest("coupon prizes are not available on this server")
+        if "title" in prize:
+            return prize
+        batch = prize.get("coupon_batch")
+        if not is_batch_id(batch):
+            return prize  # Prize.from_dict names the problem
+        try:
+            view = await self.coupons.batch(batch)  # type: ignore[arg-type]
+        except NotFound:
+            raise BadRequest("prize.coupon_batch: no such coupon batch") from None
+        return {**prize, "title": view.batch.title or "优惠券"}
+
+    async def _check_coupon_prize(
+        self, batch_id: str, room_id: str, winners: int, draw_at: int
+    ) -> None:
+        if self.coupons is None:
+            raise BadRequest("coupon prizes are not available on this server")
+        try:
+            view = await self.coupons.batch(batch_id)
+        except NotFound:
+            raise BadRequest("prize.coupon_batch: no such coupon batch") from None
+        tag = tag_of(batch_id)
+        if tag not in (room_id, "~m"):
+            raise BadRequest("prize.coupon_batch must be this room's batch or merchant-wide")
+        if view.batch.terms.ends_at <= draw_at:
+            raise BadRequest("prize.coupon_batch: the batch's validity ends before the draw")
+        left = view.batch.total - view.issued
+        if left < winners:
+            # Checked now as a courtesy: issues meanwhile can still leave winners without
+            # one (each such prize is refused, logged and counted, docs/fairness.md).
+            raise BadRequest(
+                f"prize.coupon_batch has {left} coupon(s) left, fewer than the winners",
+                left=left,
+            )
 
     async def entrants(self, lottery_id: str) -> list[str]:
         """The entrant list, published once drawn so anyone can re-run the draw."""
@@ -386,6 +440,11 @@ class CommerceService:
         if claim is None:
             return None
         result = claim.draw()
+        coupon_prize = claim.lottery.prize.coupon_batch is not None
+        if coupon_prize:
+            # Before the result is stored: a crash after it leaves the lottery in the index,
+            # and a sweep issues what is owed (idempotently), so no winner goes without.
+            await self.lotteries.mark_prizes(lottery_id, self.clock() + PRIZE_RETRY_MS)
         if not await self.lotteries.finish_draw(lottery_id, result, self.clock()):
             return None
         view = await self.get_lottery(lottery_id)
@@ -397,7 +456,37 @@ class CommerceService:
             "unused": view.unused,
             "entries": view.entries,
         })  # fmt: skip
+        if coupon_prize:
+            try:
+                await self.issue_prizes(view)
+            except Exception:
+                # The draw stands; the sweep issues the prizes once the store answers.
+                log.exception("coupon prizes of lottery %s left to the sweep", lottery_id)
         return view
+
+    async def issue_prizes(self, view: LotteryView) -> int:
+        """One coupon of the prize's batch to each winner of a drawn lottery, then out of
+        the index; idempotent per lottery and winner. Returns the coupons issued now."""
+        lottery = view.lottery
+        batch = lottery.prize.coupon_batch
+        if batch is None or self.coupons is None or view.status is not LotteryStatus.DRAWN:
+            return 0
+        issued = 0
+        for uid in view.winners:
+            result = await self.coupons.issue(
+                batch, uid, reason="lottery", idem=f"lot:{lottery.id}:{uid}",
+                ledger_room=lottery.room_id,
+            )  # fmt: skip
+            if result.outcome is IssueOutcome.OK:
+                issued += 1
+            elif result.outcome is not IssueOutcome.REPLAY:
+                self.prizes_refused += 1
+                log.warning(
+                    "lottery %s: no coupon of %s for winner %s (%s)",
+                    lottery.id, batch, uid, result.outcome.value,
+                )  # fmt: skip
+        await self.lotteries.prizes_done(lottery.id)
+        return issued
 
     async def draw_now(self, lottery_id: str) -> LotteryView:
         """The operator's early draw; drawing a drawn lottery is a conflict."""
@@ -465,6 +554,19 @@ class CommerceService:
         for lottery_id in await self.lotteries.due(now, limit):
             if await self.draw(lottery_id, force=False) is not None:
                 closed += 1
+        for lottery_id in await self.lotteries.prizes_due(now, limit):
+            view = await self.lotteries.get(lottery_id)
+            if view is None:
+                await self.lotteries.prizes_done(lottery_id)
+            elif view.status is not LotteryStatus.DRAWN:
+                # Marked just before a draw that did not finish: the draw's retry comes first.
+                await self.lotteries.mark_prizes(lottery_id, now + PRIZE_RETRY_MS)
+            else:
+                try:
+                    await self.issue_prizes(view)
+                except Exception:
+                    log.exception("coupon prizes of lottery %s: retried later", lottery_id)
+                    await self.lotteries.mark_prizes(lottery_id, now + PRIZE_RETRY_MS)
         return closed
 
     async def _publish(self, room_id: str, message: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,17 +30,20 @@ import orjson
 
 from commerce.ledger import Ledger
 from commerce.sale_store import SaleStore
+from growth.alerts import Alert as GrowthAlert
 from interact.config import Config
 from interact.engine import Engine
 from rooms.alert_store import AlertStore
 from rooms.alerts import (
     MINUTES_NEEDED,
+    RULES,
     Alert,
     AlertRules,
     AlertState,
     Signals,
     close_all,
     evaluate,
+    notice_alert,
     staff_message,
 )
 from rooms.audience import MINUTE_MS, AudienceStore, minute_of
@@ -86,6 +90,8 @@ class AlertEvaluator:
     clock: Callable[[], int] = wall_ms
     held: dict[str, _Held] = field(default_factory=dict)
     anchors: dict[str, str | None] = field(default_factory=dict)  # live room -> its anchor
+    # Growth's alerts being stored and told (``from_growth``): awaited by ``close``.
+    pending: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def rules_of(self, room_id: str) -> AlertRules:
         overrides = await self.store.rules(room_id)
@@ -225,6 +231,41 @@ class AlertEvaluator:
             except Exception:
                 log.warning("could not queue webhooks of alert %s", alert.id, exc_info=True)
 
+    def from_growth(self, alert: GrowthAlert) -> None:
+        """growth's alert hook (``growth.alerts.Alerts.subscribe``): called without
+        awaiting, so the store and the telling run in a task of their own."""
+        task = asyncio.ensure_future(self.notice(alert))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def notice(self, alert: GrowthAlert) -> Alert | None:
+        """Store a growth alert (``AlertStore.notice``: once per room, kind and errcode
+        within the room's ``cooldown_s``, over every process) and tell it like the rules'
+        ones: the room's staff over WebSocket, the merchants' webhooks. None when it is
+        within the quiet time, disabled for the room, or not storable."""
+        if alert.kind not in RULES:
+            log.warning("growth alert of unknown kind %r dropped", alert.kind)
+            return None
+        try:
+            rules = await self.rules_of(alert.room_id)
+            if alert.kind in rules.disabled:
+                return None
+            subject = "" if alert.errcode is None else str(alert.errcode)
+            found = notice_alert(
+                alert.room_id, alert.kind, subject, alert.message, self.clock(),
+                secrets.token_hex(4), float(alert.errcode or 0),
+            )  # fmt: skip
+            if not await self.store.notice(alert.room_id, found, rules.cooldown_s * 1000):
+                return None
+            if alert.room_id not in self.anchors:
+                room = await self.rooms.get(alert.room_id)
+                self.anchors[alert.room_id] = None if room is None else room.anchor
+        except Exception:
+            log.warning("could not store growth alert of room %s", alert.room_id, exc_info=True)
+            return None
+        await self._tell(found)
+        return found
+
     async def run(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
@@ -235,6 +276,9 @@ class AlertEvaluator:
 
     async def close(self) -> None:
         """Give the leases up so that another process takes the rooms at once."""
+        for task in list(self.pending):
+            with contextlib.suppress(Exception):
+                await task
         for room_id, held in list(self.held.items()):
             with contextlib.suppress(Exception):
                 await self.store.release(room_id, self.holder, held.token)

@@ -31,10 +31,12 @@ from interact.metrics import Metrics
 from interact.moderation_setup import WordListSync, build_moderation
 from interact.orders_setup import build_orders, close_orders
 from interact.reports_setup import build_reports
+from interact.stay import StayWatch
 from interact.webhooks_setup import build_webhooks
 from interact.wechat_login import WeChatLogin
 from interact.ws import ws_handler
 from rooms.audience import AudienceRecorder
+from rooms.retention import RetentionPolicy
 from rooms.service import RoomService
 
 log = logging.getLogger("interact")
@@ -43,11 +45,14 @@ log = logging.getLogger("interact")
 def build_engine(config: Config) -> Engine:
     # Archiving reads every comment from the journal, which only it needs.
     journal = config.archiving
+    # An ended room's keys expire (docs/archive.md section 11).
+    retention = RetentionPolicy.of_days(config.retention_days, config.refund_window_days)
     if config.redis_url:
         return redis_engine(
-            config.redis_url, config.redis_prefix, config.history_size, journal=journal
-        )
-    return memory_engine(config.history_size, journal=journal)
+            config.redis_url, config.redis_prefix, config.history_size, journal=journal,
+            retention=retention,
+        )  # fmt: skip
+    return memory_engine(config.history_size, journal=journal, retention=retention)
 
 
 def node_id() -> str:
@@ -112,6 +117,7 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
             stats=engine.stats,
             add_likes=service.add_likes,
             config=HubConfig(
+                leading_edge=config.flush_leading_edge,
                 tick_ms=config.tick_ms,
                 danmaku_cap=config.danmaku_cap,
                 max_window_ms=max(config.max_window_ms, config.tick_ms),
@@ -143,7 +149,9 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
         growth = build_growth(config, engine)
         orders.on_paid.append(growth.order_paid)  # invite rewards for invitees' payments
         commerce.invite_facts = growth.invite_facts  # lucky bags' invite conditions
+        commerce.coupons = growth.coupons  # lucky bags' coupon prizes
         alerts = build_alerts(config, engine, node, webhooks)
+        growth.alerts.subscribe(alerts.from_growth)  # reminder setup errors (growth)
         wechat = None
         if config.wechat_appid and config.wechat_secret:
             wechat = WeChatLogin(
@@ -169,6 +177,7 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
             alerts=alerts,
         )
         hub.on_control = _control_handler(hub)
+        stay = StayWatch(hub, hub.recorder, config.stay_seconds)
         await hub.start()
         loops = [
             asyncio.create_task(_every(commerce.sweep, config.sweep_interval), name="sweeper"),
@@ -178,6 +187,7 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
             asyncio.create_task(_every(orders.flush_stock, config.tick_ms / 1000), name="stock"),
             asyncio.create_task(webhooks.run(config.webhook_poll_interval), name="webhooks"),
             asyncio.create_task(alerts.run(config.alert_interval), name="alerts"),
+            asyncio.create_task(stay.run(), name="stay"),  # the funnel's stay step
         ]
         if growth.reminders.sender is not None:
             reminders = growth.reminders.run(config.reminder_poll)
@@ -185,6 +195,10 @@ def _context(config: Config):  # type: ignore[no-untyped-def]
         loops.append(
             asyncio.create_task(_every(reports.sweep, config.sweep_interval), name="reports")
         )
+        # Retention (docs/archive.md section 11): drop due rooms from the indexes and the
+        # keys of never-started ones. Idempotent, so every process may run it.
+        retain = _every(engine.rooms.sweep, config.retention_sweep)
+        loops.append(asyncio.create_task(retain, name="retention"))
         if archiving is not None:
             archive = _every(archiving.writer.sweep, config.archive_interval)
             loops.append(asyncio.create_task(archive, name="archive"))

@@ -13,6 +13,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+# With archiving on, the hot keys must outlive the archive sweep's worst case: a writer
+# retries a failing room every archive_interval, so one day leaves room for an outage.
+MIN_ARCHIVED_RETENTION_DAYS = 1.0
 SECRET_FIELDS = frozenset(
     {"secret", "wechat_secret", "wechatpay_apiv3_key", "archive_s3_secret_key"}
 )
@@ -29,6 +32,7 @@ class Config:
     token_ttl: int = 7 * 24 * 3600
     dev_login: bool | None = None
     tick_ms: int = 50
+    flush_leading_edge: bool = False
     history_size: int = 1000
     welcome_history: int = 50
     danmaku_cap: int = 100
@@ -126,6 +130,10 @@ class Config:
     alert_lease: float = 10.0
     alert_rules: str = ""
     analytics_retention: float = 7 * 24 * 3600.0
+    stay_seconds: float = 60.0
+    retention_days: float = 7.0
+    refund_window_days: float = 400.0
+    retention_sweep: float = 60.0
     log_level: str = "info"
     log_format: str = "json"
 
@@ -278,6 +286,17 @@ class Config:
             raise ValueError("alert_interval must be positive and at most half alert_lease")
         if not self.analytics_retention > 0:
             raise ValueError("analytics_retention must be positive")
+        if not 1 <= self.stay_seconds <= 3600:
+            raise ValueError("stay_seconds must be from 1 to 3600")
+        if not (0 < self.retention_days <= self.refund_window_days):
+            raise ValueError("retention_days must be positive and at most refund_window_days")
+        if not 0 < self.retention_sweep <= 3600:
+            raise ValueError("retention_sweep must be in (0, 3600] seconds")
+        if self.archiving and self.retention_days < MIN_ARCHIVED_RETENTION_DAYS:
+            # The archive reads the hot keys after the end: they must outlive its sweep.
+            raise ValueError(
+                f"with archiving on, retention_days must be at least {MIN_ARCHIVED_RETENTION_DAYS}"
+            )
         from rooms.alerts import AlertRules, parse_overrides
 
         AlertRules().with_overrides(parse_overrides(self.alert_rules))  # ValueError if bad
@@ -300,10 +319,14 @@ HELP: dict[str, str] = {
     "secret": "token signing key (HS256); random per start when empty",
     "token_ttl": "lifetime of issued tokens, seconds",
     "dev_login": "allow POST /api/v1/auth/dev (default: on with the memory engine and no WeChat)",
-    "tick_ms": "fan-out tick: each room's batch is flushed once per tick, ms",
+    "tick_ms": "fan-out tick: a busy room flushes once per tick (a small room sooner), ms",
+    "flush_leading_edge": (
+        "experimental: flush a quiet room's comment at once instead of at the next tick"
+        " (off: a known reconnect stall, docs/benchmarks.md)"
+    ),
     "history_size": "comments kept per room for recovery",
     "welcome_history": "recent comments sent in a welcome without recovery",
-    "danmaku_cap": "comments per room per flush before sampling",
+    "danmaku_cap": "comments per room per tick before sampling",
     "max_window_ms": (
         "longest flush window of a large room, ms: a room whose write pass outgrows half "
         "its tick flushes every few ticks, up to this"
@@ -460,6 +483,22 @@ HELP: dict[str, str] = {
         "turns rules off); rooms override them over REST"
     ),
     "analytics_retention": "seconds a room's analytics and alerts are kept after it ends",
+    "stay_seconds": (
+        "seconds one visit must last for the viewer to count in the funnel's stay step "
+        "(docs/analytics.md)"
+    ),
+    "retention_days": (
+        "days an ended room's comments, journal, stats, presence and moderation keys are "
+        "kept before they expire (docs/archive.md section 11)"
+    ),
+    "refund_window_days": (
+        "days an ended room's ledger, orders and sales are kept, so they stay refundable "
+        "(WeChat Pay refunds up to a year after payment)"
+    ),
+    "retention_sweep": (
+        "seconds between sweeps of ended and never-started rooms whose keys are due "
+        "(docs/archive.md section 11)"
+    ),
     "log_level": "debug, info, warning or error",
     "log_format": "json or text",
 }

@@ -9,6 +9,7 @@ stores are the same on both Redis kinds: every multi-key script touches one slot
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from rooms.audience import AudienceStore
 from rooms.broker import Broker
 from rooms.danmaku_log import DanmakuLog
 from rooms.presence import Presence
+from rooms.retention import KeyGroup, RetentionPolicy, RoomKeySets, forget_room
 from rooms.room_store import RoomStore
 from rooms.stats import RoomStats
 
@@ -78,6 +80,9 @@ class Engine:
     audience: AudienceStore
     alerts: AlertStore
     ping: Callable[[], Awaitable[bool]] = field(default=_always_ready)
+    # Memory engine: the in-process stores whose per-room state goes with a room's hot
+    # retention (rooms.retention.forget_room); other packages' memory stores join it.
+    hot_stores: list[object] = field(default_factory=list)
     _close: Callable[[], Awaitable[None]] = field(default=_nothing)
 
     async def start(self) -> None:
@@ -88,7 +93,13 @@ class Engine:
         await self._close()
 
 
-def memory_engine(history_size: int, *, journal: bool = False) -> Engine:
+def memory_engine(
+    history_size: int,
+    *,
+    journal: bool = False,
+    retention: RetentionPolicy | None = None,
+    clock: Callable[[], int] | None = None,
+) -> Engine:
     from commerce.ledger_memory import MemoryLedger
     from commerce.lottery_store_memory import MemoryLotteryStore
     from commerce.nonce_store import MemoryNonceStore
@@ -113,19 +124,48 @@ def memory_engine(history_size: int, *, journal: bool = False) -> Engine:
     # One ledger for both stores: a room's money events form one log.
     ledger = MemoryLedger()
     # room_started / room_ended go to the ledger in the transition's step (webhooks).
-    rooms = MemoryRoomStore(ledger=ledger.append_now)
     review = MemoryReviewQueue()
-    return Engine(
+    sales = MemorySaleStore(ledger)
+    # The per-room state retention forgets (rooms.retention); filled in below.
+    hot: list[object] = []
+
+    packets = MemoryRedPacketStore(ledger)
+    lotteries = MemoryLotteryStore(ledger)
+    now_ms = clock if clock is not None else (lambda: int(time.time() * 1000))
+
+    # Called from the room store's due-time queue (rooms.retention), as the Redis end
+    # script's classes: goods lotteries go with the hot state, cash and coupon prizes,
+    # packets and sales with the money; room coupons once their validity has ended.
+    def forget_hot(room_id: str) -> None:
+        forget_room(hot, room_id)
+        lotteries.forget_room(room_id, money=False)
+        sales.coupons.forget_room(room_id, now_ms())
+
+    def forget_money(room_id: str) -> None:
+        forget_room([ledger], room_id)
+        sales.forget_room(room_id)
+        packets.forget_room(room_id)
+        lotteries.forget_room(room_id, money=True)
+        sales.coupons.forget_room(room_id, now_ms())
+
+    rooms = MemoryRoomStore(
+        *([clock] if clock is not None else []),
+        ledger=ledger.append_now,
+        retention=retention,
+        forget_hot=forget_hot,
+        forget_money=forget_money,
+    )
+    engine = Engine(
         kind="memory",
         broker=broker,
         rooms=rooms,
         danmaku=MemoryDanmakuLog(rooms, broker, history_size, journal=journal),
         presence=MemoryPresence(),
         stats=MemoryRoomStats(),
-        packets=MemoryRedPacketStore(ledger),
-        lotteries=MemoryLotteryStore(ledger),
+        packets=packets,
+        lotteries=lotteries,
         ledger=ledger,
-        sales=MemorySaleStore(ledger),
+        sales=sales,
         nonces=MemoryNonceStore(),
         limiter=MemoryRateLimiter(),
         mutes=MemoryMuteStore(),
@@ -136,7 +176,12 @@ def memory_engine(history_size: int, *, journal: bool = False) -> Engine:
         words=MemoryWordListStore(),
         audience=MemoryAudience(),
         alerts=MemoryAlertStore(),
+        hot_stores=hot,
     )
+    # Audience and alerts keep their own retention (analytics_retention).
+    hot += [engine.danmaku, engine.presence, engine.stats, engine.mutes, engine.modlog,
+            review, engine.reports, engine.mod_settings]  # fmt: skip
+    return engine
 
 
 def is_cluster_url(url: str) -> bool:
@@ -241,7 +286,67 @@ def connect_redis(url: str) -> tuple[AnyRedis, Pipe | None]:
     return client, attach_pipe(client)
 
 
-def redis_engine(url: str, prefix: str, history_size: int, *, journal: bool = False) -> Engine:
+def room_key_sets(prefix: str) -> Callable[[str], RoomKeySets]:
+    """The fixed keys of a room by retention class (``rooms.retention``), from every
+    package's layout, and the groups of keys named by their members. Rate limits and
+    refusals carry TTLs of their own; what is kept is listed in docs/archive.md
+    section 11."""
+    from archive.keys import ArchiveKeys
+    from commerce.keys import CommerceKeys
+    from growth.keys import GrowthKeys
+    from moderation.keys import ModerationKeys
+    from rooms.keys import RoomKeys
+
+    rk, ck, mk = RoomKeys(prefix), CommerceKeys(prefix), ModerationKeys(prefix)
+    gk, ak = GrowthKeys(prefix), ArchiveKeys(prefix)
+
+    def sets(room_id: str) -> RoomKeySets:
+        r = room_id
+        hot = [rk.dm_meta(r), rk.dm_history(r), rk.dm_journal(r), rk.online(r), rk.stats(r),
+               rk.viewers(r), rk.participants(r),
+               mk.mutes(r), mk.mute_info(r), mk.log(r), mk.review(r), mk.reports(r),
+               mk.settings(r), mk.verdicts(r),
+               gk.tokens(r), gk.tree(r), gk.kids(r), gk.kids2(r), gk.rewards(r), gk.opened(r),
+               gk.depths(r), gk.subscribers(r),
+               ak.lease(r)]  # fmt: skip
+        money = [ck.orders_in_room(r), ck.orders_due(r), ck.sales_in_room(r),
+                 ck.packets_open(r), ck.lotteries_open(r), ck.lottery_winners(r),
+                 ck.coupon_batches(r), ck.packets_all(r), ck.lotteries_all(r),
+                 ck.coupons_in_room(r)]  # fmt: skip
+        # Keys named by members of the room's keys (rooms.retention.KeyGroup): lotteries
+        # by their prize, room coupons and batches until their validity ends, and the
+        # per-user and per-target keys of growth and moderation with the hot keys.
+        groups = [
+            KeyGroup(ck.lotteries_all(r), "smembers", f"{prefix}lot:{{{r}}}:", [":entries"],
+                     "prize"),
+            KeyGroup(ck.coupon_batches(r), "lrange", f"{prefix}cpb:{{{r}}}:",
+                     [":users", ":idem"], "ends_at"),
+            KeyGroup(ck.coupons_in_room(r), "smembers", f"{prefix}cpn:{{{r}}}:", [], "ends_at"),
+            KeyGroup(mk.reports(r), "hkeys:t:", mk.reporters(r, "")),
+            KeyGroup(gk.tokens(r), "hvals", gk.user_tokens(r, "")),
+            KeyGroup(gk.subscribers(r), "smembers", gk.credits(r, "")),
+        ]  # fmt: skip
+        return RoomKeySets(
+            hot, money,
+            orders_index=ck.orders_in_room(r), order_prefix=f"{prefix}order:{{{r}}}:",
+            sales_index=ck.sales_in_room(r), sale_prefix=f"{prefix}sale:{{{r}}}:",
+            sale_suffixes=[":holds", ":idem"],
+            packets_index=ck.packets_all(r), packet_prefix=f"{prefix}rp:{{{r}}}:",
+            packet_suffixes=[":shares", ":claims", ":order", ":eligible"],
+            groups=groups,
+        )  # fmt: skip
+
+    return sets
+
+
+def redis_engine(
+    url: str,
+    prefix: str,
+    history_size: int,
+    *,
+    journal: bool = False,
+    retention: RetentionPolicy | None = None,
+) -> Engine:
 
     from commerce.keys import CommerceKeys
     from commerce.ledger_redis import RedisLedger
@@ -290,7 +395,9 @@ def redis_engine(url: str, prefix: str, history_size: int, *, journal: bool = Fa
     return Engine(
         kind="redis-cluster" if cluster else "redis",
         broker=broker,
-        rooms=RedisRoomStore(c, keys, ledger=money_keys.ledger),
+        rooms=RedisRoomStore(
+            c, keys, ledger=money_keys.ledger, key_sets=room_key_sets(prefix), retention=retention
+        ),
         danmaku=RedisDanmakuLog(c, keys, history_size, journal=journal),
         presence=RedisPresence(c, keys),
         stats=RedisRoomStats(c, keys),

@@ -88,6 +88,8 @@ def build_growth(config: Config, engine: Engine) -> Growth:
 
         invite_store = MemoryInviteStore()
         reminder_store = MemoryReminderStore()
+        # Share tokens, invites and credits go with the room's hot state (rooms.retention).
+        engine.hot_stores.extend([invite_store, reminder_store])
     coupons = CouponService(engine.sales.coupons)
     rewards = InviteRewards(invite_store, _issue_reward(coupons))
     invites = InviteService(

@@ -1,12 +1,15 @@
 """The hub: this process's viewers per room, per-room batching and fan-out.
 
 Room events arrive from the broker (every process subscribed to a room gets them) and
-wait in the room's queue. Once per tick each room with news is flushed: the batch is
-encoded once per codec, compressed once per deflate setting, framed once, and the same
-bytes are written to every viewer's transport. Danmaku above the per-tick cap are
-sampled; everything else (priority) always goes out. Viewers whose write buffer is past
-the soft limit skip danmaku; past the hard limit for longer than the grace period they
-are closed with 4029.
+wait in the room's queue. A room with news is flushed once its window since its last
+flush is over: at once (on the loop's next turn) when it was quiet, then at most once per
+window while it stays busy; the window follows the cost of the room's fan-out pass (below
+the tick for a small room, several ticks for a large one). The batch is encoded once per
+codec, compressed once per deflate setting, framed once, and the same bytes are written to
+every viewer's transport. Danmaku above the cap (per tick of elapsed time) are sampled;
+everything else (priority) always goes out. Viewers whose write buffer is past the soft
+limit skip danmaku; past the hard limit for longer than the grace period they are closed
+with 4029.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ log = logging.getLogger("interact.hub")
 
 # Flushes a welcomed viewer may wait for comments its history holds to come through.
 PROMOTE_AFTER_FLUSHES = 3
+# Time constant (s) of a room's arrival rate (LocalRoom.arrivals): a few seconds' memory.
+RATE_TAU = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +58,18 @@ class HubConfig:
     online_interval: float = 2.0
     welcome_history: int = 50
     idle_timeout: float = 70.0
-    # A room whose fan-out pass takes more than this share of its window flushes less
-    # often (whole ticks, up to max_window_ms): frames/s, not comments, are the budget.
+    # A room's window is its fan-out pass over this share, so that writing takes at most
+    # that share of the time: frames/s, not comments, are the budget. Past the tick it
+    # is whole ticks, up to max_window_ms; below (a small, quiet room: _adapt_window), at
+    # least min_window_ms.
     fanout_share: float = 0.5
     max_window_ms: int = 150
+    min_window_ms: float = 5.0
+    # Quiet rooms flushed on the leading edge (Hub._schedule) instead of at the next tick.
+    # Off by default: with it on, a viewer reconnecting while its old socket lingers can
+    # wait forever for its first live comment (the SDK's 4001-at-reconnect and watchdog
+    # tests show it; issue 17 tracks the fix).
+    leading_edge: bool = False
     likes_per_s: int = 20  # per viewer per room, this process (interact.likes); 0 = no limit
 
 
@@ -82,9 +95,15 @@ class LocalRoom:
     """The viewers of one room in this process, and what waits for the next flush."""
 
     __slots__ = (
+        "arrivals",
+        "arrivals_at",
+        "counts_at",
         "dm_count",
+        "dm_tokens",
+        "due",
         "epoch",
         "filling",
+        "flushed_at",
         "groups",
         "id",
         "joining",
@@ -97,9 +116,11 @@ class LocalRoom:
         "parked",
         "pending_likes",
         "queue",
+        "staff",
         "stock",
         "subscribed",
         "suspended",
+        "tokens_at",
         "watch_at",
         "watch_s",
         "window",
@@ -109,6 +130,9 @@ class LocalRoom:
         self.id = room_id
         self.groups: dict[tuple[Codec, int], set[Viewer]] = {}
         self.joining: set[Viewer] = set()
+        # Staff connections among ``joining`` and ``groups`` (rooms.audience.is_staff):
+        # they get the room's messages but are not of its audience. A few per room.
+        self.staff: set[Viewer] = set()
         self.queue: list[Out] = []
         self.dm_count = 0
         self.max_seq = 0  # highest comment seq received from the broker
@@ -123,8 +147,18 @@ class LocalRoom:
         self.online_sent = 0
         self.stock: dict[str, int] = {}  # sale id -> latest stock left, until the next flush
         self.subscribed: asyncio.Future[None] | None = None
-        self.window = 0.0  # seconds between this room's flushes, past the tick
-        self.next_at = 0.0  # monotonic time of its next flush
+        self.window = 0.0  # seconds between this room's flushes (adaptive)
+        self.next_at = 0.0  # monotonic time from which it may flush again
+        self.flushed_at = -math.inf  # monotonic start of its last flush
+        self.counts_at = -math.inf  # ... of its last flush that could carry like/stock/online
+        # The danmaku cap as a bucket: danmaku_cap tokens a tick, at most danmaku_cap held.
+        self.dm_tokens = -1.0  # full at the first flush
+        self.tokens_at = 0.0
+        # Its flush scheduled on the loop (Hub._schedule), when not left to the ticker.
+        self.due: asyncio.Handle | None = None
+        # Comments and priority events queued, decayed with RATE_TAU: about rate x tau.
+        self.arrivals = 0.0
+        self.arrivals_at = 0.0
         # uid -> its place kept while its app is in the background (Hub.suspend): one
         # per uid, so a user holds no more places than it had connections.
         self.suspended: dict[str, Place] = {}
@@ -137,7 +171,7 @@ class LocalRoom:
     def accrue(self, now: float) -> None:
         """Bring the watch-time integral up to ``now``: called before every change to the
         room's connections, so it is exact without a timer or a per-viewer record."""
-        n = sum(len(g) for g in self.groups.values()) + len(self.joining)
+        n = sum(len(g) for g in self.groups.values()) + len(self.joining) - len(self.staff)
         if n and now > self.watch_at:
             self.watch_s += n * (now - self.watch_at)
         self.watch_at = max(self.watch_at, now)
@@ -148,7 +182,12 @@ class LocalRoom:
         place.since = math.inf
 
     def count(self) -> int:
-        return sum(len(g) for g in self.groups.values()) + len(self.suspended)
+        """Its audience online here: welcomed viewers and kept places, not staff."""
+        staff = sum(1 for v in self.staff if v not in self.joining)
+        return sum(len(g) for g in self.groups.values()) + len(self.suspended) - staff
+
+    def joining_audience(self) -> int:
+        return len(self.joining) - sum(1 for v in self.staff if v in self.joining)
 
     def empty(self) -> bool:
         return not self.joining and not self.suspended and not any(self.groups.values())
@@ -191,6 +230,7 @@ class Hub:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by start()
         self.draining = False
         # Messages on the control pseudo-room (bans, word lists) go here, not to viewers.
         self.on_control: Callable[[dict[str, Any]], None] | None = None
@@ -200,6 +240,7 @@ class Hub:
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         await self.broker.subscribe(CONTROL_ROOM)
         self._loops = [
             asyncio.create_task(self._ticker(), name="hub-ticker"),
@@ -220,6 +261,10 @@ class Hub:
 
     async def close(self) -> None:
         self._closed = True
+        for room in self.rooms.values():
+            if room.due is not None:
+                room.due.cancel()
+                room.due = None
         for task in self._loops:
             task.cancel()
         for task in [*self._loops, *self._tasks]:
@@ -240,8 +285,13 @@ class Hub:
         epoch: str | None,
         welcome: dict[str, Any],
         snapshot: Callable[[str], Awaitable[dict[str, Any]]] | None = None,
+        *,
+        staff: bool = False,
     ) -> History:
         """Register a viewer, send its welcome with history, then let it receive batches.
+
+        A ``staff`` connection (``rooms.audience.is_staff``) gets everything a viewer
+        does but counts in no audience figure, and takes or keeps no place.
 
         The viewer is registered (collecting batches in ``pending``) and the room
         subscribed *before* history is read, so nothing published in between is lost;
@@ -252,7 +302,7 @@ class Hub:
             room = self.rooms[viewer.room_id] = LocalRoom(viewer.room_id)
             self.metrics.rooms.set(len(self.rooms))
         viewer.pending = []
-        place = room.suspended.get(viewer.user.uid)
+        place = None if staff else room.suspended.get(viewer.user.uid)
         now = time.monotonic()
         if place is not None:
             # Back from the background: its watch time runs from its first join. The
@@ -261,15 +311,19 @@ class Hub:
             room.end_place(place, now)  # the joining connection counts from here
         room.accrue(now)
         room.joining.add(viewer)
+        if staff:
+            room.staff.add(viewer)
         try:
             if room.subscribed is None:
                 room.subscribed = asyncio.ensure_future(self.broker.subscribe(room.id))
             await asyncio.shield(room.subscribed)
             history = await self.danmaku.history(room.id, since, epoch, self.config.welcome_history)
-            returning = sum(1 for v in room.joining if v.user.uid in room.suspended)
+            returning = sum(
+                1 for v in room.joining if v.user.uid in room.suspended and v not in room.staff
+            )
             online = max(
                 await self.presence.total(room.id),
-                room.count() + len(room.joining) - returning,
+                room.count() + room.joining_audience() - returning,
             )
             if snapshot is not None:
                 # Read after subscribing, like the history: nothing announced is missed.
@@ -278,6 +332,7 @@ class Hub:
             now = time.monotonic()
             room.accrue(now)
             room.joining.discard(viewer)
+            room.staff.discard(viewer)
             if place is not None and room.suspended.get(viewer.user.uid) is place:
                 place.since = min(now, place.until)  # still kept: it counts again
             viewer.pending = None
@@ -311,7 +366,9 @@ class Hub:
         viewer.pending = None
         room.joining.discard(viewer)
         room.groups.setdefault(viewer.variant, set()).add(viewer)
-        place = room.suspended.pop(viewer.user.uid, None)  # it takes its own place back
+        place = None
+        if viewer not in room.staff:
+            place = room.suspended.pop(viewer.user.uid, None)  # it takes its own place back
         if place is not None:
             room.end_place(place, time.monotonic())
         self.metrics.connections.inc()
@@ -323,12 +380,21 @@ class Hub:
             self.recorder.add(viewer.room_id, "exits")
 
     def _remove(self, viewer: Viewer) -> bool:
-        """Out of its room's fan-out; False when it was not in it (any more)."""
+        """Out of its room's fan-out; False when it was not in it (any more), or was
+        staff (not of the audience: no exit to count)."""
         room = self.rooms.get(viewer.room_id)
         if room is None:
             return False
         now = time.monotonic()
         room.accrue(now)
+        if viewer in room.staff:
+            room.staff.discard(viewer)
+            room.joining.discard(viewer)
+            group = room.groups.get(viewer.variant)
+            if group is not None and viewer in group:
+                group.discard(viewer)
+                self.metrics.connections.dec()
+            return False
         removed = viewer in room.joining
         if removed:
             place = room.suspended.get(viewer.user.uid)
@@ -346,13 +412,14 @@ class Hub:
         """The viewer closed with 4100 (its app went to the background): out of the
         fan-out, but its place (online count, watch time) is kept for ``suspend_grace``
         seconds for the same uid to take back (``join``); the idle sweep drops it after."""
+        room = self.rooms.get(viewer.room_id)
+        staff = room is not None and viewer in room.staff
         removed = self._remove(viewer)
         grace = self.config.suspend_grace
-        room = self.rooms.get(viewer.room_id)
-        if room is None or grace <= 0 or viewer.seen_seq is None:
+        if room is None or grace <= 0 or viewer.seen_seq is None or staff:
             if removed and viewer.seen_seq is not None:
                 self.recorder.add(viewer.room_id, "exits")
-            return  # never welcomed: it had no place to keep
+            return  # never welcomed, or staff: it had no place to keep
         now = time.monotonic()
         until = now + grace
         place = room.suspended.get(viewer.user.uid)
@@ -401,12 +468,18 @@ class Hub:
             room.stock[out.obj["id"]] = int(out.obj.get("left", 0))  # latest wins
         else:
             room.queue.append(out)
+            now = time.monotonic()
+            room.arrivals = room.arrivals * math.exp((room.arrivals_at - now) / RATE_TAU) + 1
+            room.arrivals_at = now
             if out.is_danmaku:
                 room.dm_count += 1
                 seq = out.obj.get("seq")
                 if isinstance(seq, int) and seq > room.max_seq:
                     room.max_seq = seq
         self._dirty.add(room.id)
+        if room.due is None and room.queue:
+            # Comments and priority events; like and stock totals wait for the ticker.
+            self._schedule(room)
 
     # -- gaps in the numbering ----------------------------------------------------
 
@@ -485,13 +558,19 @@ class Hub:
             out = Out({k: v for k, v in out.obj.items() if k != "uids"})
         else:
             uids = set()
+
+        # A role reaches only the room's staff (rooms.audience.is_staff): an anchor
+        # watching another anchor's room is a viewer there.
+        def meant_for(viewer: Viewer) -> bool:
+            return viewer.user.uid in uids or (
+                viewer.user.role.value in roles and viewer in room.staff
+            )
+
         for viewer in room.viewers():
-            if viewer.user.role.value in roles or viewer.user.uid in uids:
+            if meant_for(viewer):
                 viewer.send([out])
         for viewer in room.joining:
-            if viewer.pending is not None and (
-                viewer.user.role.value in roles or viewer.user.uid in uids
-            ):
+            if viewer.pending is not None and meant_for(viewer):
                 viewer.pending.append(out)  # sent right after its welcome
 
     def close_user(self, uid: str, code: int, message: bytes) -> int:
@@ -556,34 +635,97 @@ class Hub:
             if room is None:
                 continue
             if now < room.next_at and not force:
-                self._dirty.add(room_id)  # a large room: its window is not over yet
+                self._dirty.add(room_id)  # its window is not over yet
                 continue
-            self._flush_room(room, now)
-            self._adapt_window(room, now)
+            wrote = self._flush_room(room, now, tick=True)
+            self._adapt_window(room, now, wrote)
 
-    def _adapt_window(self, room: LocalRoom, started: float) -> None:
-        """Lengthen a room's window while its fan-out pass outgrows its share of it.
+    def _schedule(self, room: LocalRoom) -> None:
+        """Flush a room with news as soon as its window allows, without waiting for the
+        ticker: at once (the loop's next turn, so what arrives in the same turn goes in
+        the same frame) when its last flush is older than a tick and its window, at the
+        end of its window when that is shorter than the tick. A busy room with a window
+        of a tick or more is left to the ticker, as before."""
+        loop = self._loop
+        if loop is None or self._closed or not self.config.leading_edge:
+            return  # not started (or not asked for): the ticker flushes it
+        now = time.monotonic()
+        tick = self.config.tick_ms / 1000
+        if now >= room.flushed_at + max(tick, room.window):
+            room.due = loop.call_soon(self._flush_due, room)
+        elif room.window < tick:
+            delay = max(0.0, room.next_at - now)
+            room.due = loop.call_later(delay, self._flush_due, room)
+
+    def _flush_due(self, room: LocalRoom) -> None:
+        room.due = None
+        if self._closed or self.rooms.get(room.id) is not room or room.id not in self._dirty:
+            return  # gone, or the ticker flushed it meanwhile
+        now = time.monotonic()
+        if now < room.next_at:
+            self._schedule(room)  # the ticker flushed it and news came after
+            return
+        self._dirty.discard(room.id)
+        try:
+            wrote = self._flush_room(room, now)
+            self._adapt_window(room, now, wrote)
+        except Exception:  # like a bad tick: the next news schedules it again
+            log.exception("flush failed")
+
+    def _adapt_window(self, room: LocalRoom, started: float, wrote: bool = True) -> None:
+        """Fit a room's window to its fan-out pass: the pass takes at most its share.
 
         Writing one frame costs a system call per viewer whatever it holds, so a room of
         10,000 viewers flushed every 50 ms would spend the whole core writing; flushed
-        every 100 ms it sends half the frames with twice the comments in each.
+        every 100 ms it sends half the frames with twice the comments in each. A room of a
+        thousand writes in a few milliseconds: it may flush again well before the tick.
+        A flush that wrote nothing (it only let joined viewers in) may lengthen the window
+        but not shorten it: its pass says nothing of the room's size.
         """
         cfg = self.config
         tick = cfg.tick_ms / 1000
         spent = time.monotonic() - started
         self.metrics.fanout_pass.observe(spent)
-        ticks = max(1, min(math.ceil(spent / (cfg.fanout_share * tick)),
-                           max(1, cfg.max_window_ms // cfg.tick_ms)))  # fmt: skip
-        if ticks * tick != room.window:
-            room.window = ticks * tick
-            self.metrics.room_window.set(max(r.window for r in self.rooms.values()))
-        # Half a tick early: the ticker wakes on tick boundaries, a hair late or early.
-        room.next_at = started + room.window - tick / 2 if ticks > 1 else 0.0
+        room.flushed_at = started
+        budget = cfg.fanout_share * tick
+        # Flushing each item on its own would cost rate x pass: below the tick only while
+        # that fits the share. A busy room batches per tick as before (more frames would
+        # split the same comments, at more CPU for the same deliveries).
+        rate = room.arrivals * math.exp((room.arrivals_at - started) / RATE_TAU) / RATE_TAU
+        if spent < budget and rate * spent <= cfg.fanout_share:
+            window = max(cfg.min_window_ms / 1000, spent / cfg.fanout_share)
+        elif spent < budget:
+            window = tick
+        else:
+            ticks = max(1, min(math.ceil(spent / budget), max(1, cfg.max_window_ms // cfg.tick_ms)))
+            window = ticks * tick
+        if not wrote:
+            window = max(window, room.window)
+        if max(window, tick) != max(room.window, tick):
+            # The gauge shows windows of a tick or more: updated when one of those changes,
+            # not on every flush of a small room.
+            room.window = window
+            self.metrics.room_window.set(max(max(r.window, tick) for r in self.rooms.values()))
+        room.window = window
+        # A window of ticks ends half a tick early: the ticker wakes on tick boundaries, a
+        # hair late or early. A shorter one is kept by the loop's timer (Hub._schedule).
+        room.next_at = started + window - (tick / 2 if window >= tick else 0.0)
 
-    def _take_batch(self, room: LocalRoom) -> list[Out]:
+    def _take_batch(self, room: LocalRoom, now: float) -> list[Out]:
         outs, room.queue = room.queue, []
         n_dm, room.dm_count = room.dm_count, 0
-        cap = self.config.danmaku_cap
+        # The cap is a budget per tick of time, not per flush: flushes closer together
+        # than the tick share it, so a viewer gets no more danmaku a second than before,
+        # and a burst of up to the cap still goes out whole.
+        tick = self.config.tick_ms / 1000
+        full = self.config.danmaku_cap
+        if room.dm_tokens < 0:
+            room.dm_tokens = full
+        else:
+            room.dm_tokens = min(full, room.dm_tokens + full * (now - room.tokens_at) / tick)
+        room.tokens_at = now
+        cap = int(room.dm_tokens)
+        room.dm_tokens -= min(n_dm, cap)
         if n_dm > cap:
             keep = set(random.sample(range(n_dm), cap))
             sampled: list[Out] = []
@@ -597,6 +739,13 @@ class Hub:
                     sampled.append(o)
             outs = sampled
             self.metrics.danmaku_dropped.inc(n_dm - cap)
+        # Like, stock and online stay coalesced per tick whatever the window (a tenth of
+        # slack for the ticker's jitter); until then they wait, the room kept dirty.
+        if now - room.counts_at < 0.9 * tick:
+            if room.like_total > room.like_sent or room.stock or room.online != room.online_sent:
+                self._dirty.add(room.id)
+            return outs
+        room.counts_at = now
         if room.like_total > room.like_sent:
             room.like_sent = room.like_total
             outs.append(Out({"t": "like", "total": room.like_total}))
@@ -608,8 +757,11 @@ class Hub:
             outs.append(Out({"t": "online", "count": room.online}))
         return outs
 
-    def _flush_room(self, room: LocalRoom, now: float) -> None:
-        outs = self._take_batch(room)
+    def _flush_room(self, room: LocalRoom, now: float, *, tick: bool = False) -> bool:
+        """One flush; True when it wrote to the viewers (a pass to fit the window to).
+        ``tick``: by the ticker (the flushes a welcomed viewer waits for its history's
+        comments are counted in ticks, whatever the room's window)."""
+        outs = self._take_batch(room, now)
         welcomed = []
         for v in room.joining:
             if v.pending is not None:
@@ -624,8 +776,10 @@ class Hub:
             else:
                 # Older comments only come from before this process subscribed: wait a
                 # few ticks for any still in flight, then let the viewer in regardless.
-                v.waited += 1
+                if tick:
+                    v.waited += 1
                 self._dirty.add(room.id)
+        return bool(outs)
 
     def _fanout(self, room: LocalRoom, outs: list[Out], now: float) -> None:
         has_dm = False

@@ -44,7 +44,7 @@ def build_webhooks(
 ) -> tuple[WebhookService, Callable[[], Awaitable[None]]]:
     """The service and what closes its connections (its own Redis pool, so that slow
     deliveries never hold a connection of the money path)."""
-    from webhooks.sender import Sender
+    from interact.webhooks_sender import Sender
 
     sender = Sender(
         allow_http=config.webhook_http_allowed,

@@ -36,6 +36,7 @@ from interact.protocol import (
 )
 from interact.viewer import CLOSE_TIMEOUT_S, Viewer, close_socket, linger
 from moderation.reports import parse_report
+from rooms.audience import is_staff
 from rooms.models import Room, valid_room_id
 from rooms.service import Author, Held
 
@@ -285,8 +286,10 @@ async def join(ctx: Context, viewer: Viewer, room: Room, query: dict[str, str]) 
     """Welcome the viewer into its room's fan-out; False (and closed) when that failed."""
     welcome = {"room": room.to_dict(), "user": viewer.user.to_dict()}
     since, epoch = _since(query.get("since")), query.get("epoch")
+    # Staff (an operator, the room's own anchor) get the room but are not its audience.
+    staff = is_staff(viewer.user.role.value, viewer.user.uid, room.anchor)
     try:
-        await ctx.hub.join(viewer, since, epoch, welcome, snapshot=ctx.snapshot)
+        await ctx.hub.join(viewer, since, epoch, welcome, snapshot=ctx.snapshot, staff=staff)
     except Exception:
         log.warning("join of room %s failed", viewer.room_id, exc_info=True)
         ctx.metrics.handshakes.labels("error").inc()
@@ -294,7 +297,8 @@ async def join(ctx: Context, viewer: Viewer, room: Room, query: dict[str, str]) 
         return False
     ctx.edge.welcomed(viewer.transport)
     ctx.metrics.handshakes.labels("ok").inc()
-    ctx.hub.count_join(viewer.room_id, viewer.user.uid)
+    if not staff:
+        ctx.hub.count_join(viewer.room_id, viewer.user.uid)
     inv = query.get("inv")
     if inv is not None and ctx.growth is not None:
         # Attribution after the welcome, beside it: the join never waits on it.

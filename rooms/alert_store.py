@@ -19,6 +19,10 @@ Contract (both engines; on Redis any number of processes):
 - ``alerts(room, limit, active_only)``: newest first; ``active_only``: still raised.
 - ``rules(room)`` / ``set_rules(room, overrides)``: the room's overrides (validated by
   the caller, ``rooms.alerts.check_overrides``); an empty mapping removes them.
+- ``notice(room, alert, quiet_ms)`` stores an event alert raised outside the room's
+  rules (growth's ``reminder_config``), without the lease: True when stored, False when
+  one of the same rule and subject was stored within ``quiet_ms`` (over every process:
+  a storm of the same error is told once). It joins the list like a raised alert.
 - Every key of a room expires ``retention_ms`` after its last write.
 """
 
@@ -48,6 +52,8 @@ class AlertStore(Protocol):
     async def alerts(
         self, room_id: str, limit: int = 100, *, active_only: bool = False
     ) -> list[Alert]: ...
+
+    async def notice(self, room_id: str, alert: Alert, quiet_ms: int) -> bool: ...
 
     async def rules(self, room_id: str) -> dict[str, Any]: ...
 

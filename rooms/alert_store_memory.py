@@ -24,6 +24,7 @@ class _Room:
     order: list[str] = field(default_factory=list)  # alert ids, newest first
     alerts: dict[str, Alert] = field(default_factory=dict)
     rules: dict[str, Any] = field(default_factory=dict)
+    quiet: dict[str, int] = field(default_factory=dict)  # rule:subject -> until (clock ms)
 
 
 class MemoryAlertStore:
@@ -75,6 +76,21 @@ class MemoryAlertStore:
             if alert.id not in room.alerts:
                 room.order.insert(0, alert.id)
             room.alerts[alert.id] = alert
+        for gone in room.order[MAX_ALERTS:]:
+            del room.alerts[gone]
+        del room.order[MAX_ALERTS:]
+        return True
+
+    async def notice(self, room_id: str, alert: Alert, quiet_ms: int) -> bool:
+        room = self._room(room_id)
+        key = f"{alert.rule}:{alert.subject}"
+        now = self._clock()
+        if room.quiet.get(key, now) > now:
+            return False
+        room.quiet[key] = now + quiet_ms
+        if alert.id not in room.alerts:
+            room.order.insert(0, alert.id)
+        room.alerts[alert.id] = alert
         for gone in room.order[MAX_ALERTS:]:
             del room.alerts[gone]
         del room.order[MAX_ALERTS:]

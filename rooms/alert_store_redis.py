@@ -48,6 +48,10 @@ class AlertKeys:
     def rules(self, room_id: str) -> str:
         return self._room(room_id, "rules")
 
+    def quiet(self, room_id: str, rule: str, subject: str) -> str:
+        """String: set while a notice of (rule, subject) is not to be repeated."""
+        return self._room(room_id, f"quiet:{rule}:{subject}")
+
 
 class RedisAlertStore:
     def __init__(
@@ -58,6 +62,7 @@ class RedisAlertStore:
         self._retention_ms = retention_ms
         self._lease = register(client, "alert_lease", "rooms")
         self._save = register(client, "alert_save", "rooms")
+        self._notice = register(client, "alert_notice", "rooms")
 
     async def acquire(self, room_id: str, holder: str, ttl_ms: int) -> int:
         k = self._keys
@@ -94,6 +99,24 @@ class RedisAlertStore:
         done = await self._save(
             keys=[k.lease(room_id), k.state(room_id), k.order(room_id), k.alerts(room_id)],
             args=args,
+        )
+        return bool(int(done))
+
+    async def notice(self, room_id: str, alert: Alert, quiet_ms: int) -> bool:
+        k = self._keys
+        done = await self._notice(
+            keys=[
+                k.quiet(room_id, alert.rule, alert.subject),
+                k.order(room_id),
+                k.alerts(room_id),
+            ],
+            args=[
+                max(1, int(quiet_ms)),
+                self._retention_ms,
+                MAX_ALERTS,
+                alert.id,
+                orjson.dumps(alert.to_dict()),
+            ],
         )
         return bool(int(done))
 

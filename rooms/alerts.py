@@ -36,6 +36,9 @@ RULES: tuple[str, ...] = (
     "pay_unavailable",  # WeChat Pay unreachable (breaker open, timeouts, 5xx)
     "sold_out",  # a sale on the shelf has no stock left (one alert per sale)
     "packet_emptied",  # a red packet's last share was grabbed (one alert per packet)
+    # Raised from outside the rules (growth: WeChat refused a reminder's template setup,
+    # one alert per errcode), stored by ``AlertStore.notice``; not cleared by a rule.
+    "reminder_config",
 )
 SEVERITY: dict[str, str] = {
     "uv_drop": "warning",
@@ -45,6 +48,7 @@ SEVERITY: dict[str, str] = {
     "pay_unavailable": "critical",
     "sold_out": "info",
     "packet_emptied": "info",
+    "reminder_config": "warning",
 }
 # Tracks (rule and subject) a room keeps at once; past it new subjects are not raised.
 MAX_TRACKS = 200
@@ -420,6 +424,20 @@ def _alert(
     )  # fmt: skip
 
 
+def notice_alert(
+    room_id: str, rule: str, subject: str, message: str, now_ms: int, nonce: str,
+    value: float = 0.0,
+) -> Alert:  # fmt: skip
+    """An event alert raised outside the rules (``AlertStore.notice``). Its id cannot
+    take the room's fenced sequence (no lease is held): the rule, the subject and a nonce
+    from the caller keep it apart from every other."""
+    return Alert(
+        id=f"{room_id}.{rule}.{subject or '-'}.{nonce}", room=room_id, rule=rule, subject=subject,
+        state="raised", severity=SEVERITY[rule], message=message, value=value, threshold=0.0,
+        raised_at=now_ms,
+    )  # fmt: skip
+
+
 def staff_message(alert: Alert) -> dict[str, Any]:
     """The ``alert`` WebSocket message (docs/protocol.md): staff roles only."""
     return {"t": "alert", **alert.to_dict()}
@@ -437,6 +455,7 @@ __all__ = [
     "check_overrides",
     "close_all",
     "evaluate",
+    "notice_alert",
     "parse_overrides",
     "readings",
     "staff_message",

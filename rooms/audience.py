@@ -57,6 +57,7 @@ SETS: tuple[str, ...] = (
     "product_view",  # client event: a product was shown to them
     "product_click",  # client event: they clicked a product
     "share_open",  # client event: they opened the room from a share
+    "stay",  # one visit lasted ``stay_seconds`` (interact/stay.py): the funnel's stay step
 )
 
 # Additive counters, kept for the whole live and per minute.
@@ -105,8 +106,31 @@ CLIENT_EVENTS: dict[str, tuple[str, str]] = {
     "share_open": ("share_open", "share_open_pv"),
 }
 
+# Per-product figures (product = sale id): the steps a product's buyers go through, each
+# a set of uids and a counter of the same name; ``order_fen`` and ``gmv_fen`` add money.
+ITEM_STEPS: tuple[str, ...] = ("view", "click", "order", "paid")
+ITEM_COUNTERS: tuple[str, ...] = (*ITEM_STEPS, "order_fen", "gmv_fen")
+# Products counted per room: the store drops the events of further ones (the events API
+# refuses them first, with a clear error), so a room's keys stay bounded.
+MAX_ITEMS = 200
+
 _SET_INDEX = {name: i for i, name in enumerate(SETS)}
 _COUNTER_SET = frozenset(COUNTERS)
+_ITEM_STEP_SET = frozenset(ITEM_STEPS)
+_ITEM_COUNTER_SET = frozenset(ITEM_COUNTERS)
+_ITEM_FEN = {"order": "order_fen", "paid": "gmv_fen"}
+
+
+def is_staff(role: str, uid: str, room_anchor: str | None) -> bool:
+    """Whether a connection is staff in its room, and so not one of its audience.
+
+    Staff are counted nowhere an audience is (online, the peak, watch PV/UV, watch
+    time, entries and exits) but still get the room's messages. An operator is staff in
+    every room; an anchor only in the room it runs: watching another anchor's room, it
+    is a viewer there like anyone else. Judged from the token's role when the
+    connection joins.
+    """
+    return role == "operator" or (role == "anchor" and uid == room_anchor)
 
 
 def now_ms() -> int:
@@ -134,6 +158,17 @@ class Batch:
     minute: int
     marks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     counts: Mapping[str, int] = field(default_factory=dict)
+    # Per product (sale id): step -> uids (``ITEM_STEPS``), counter -> amount.
+    item_marks: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    item_counts: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemSnapshot:
+    """One product's figures: ``counts`` per ``ITEM_COUNTERS``, exact ``uv`` per step."""
+
+    counts: Mapping[str, int]
+    uv: Mapping[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +194,10 @@ class AudienceStore(Protocol):
 
     async def sample(self, room_id: str, minute: int, online: int) -> None: ...
 
+    async def items(self, room_id: str) -> list[str]: ...
+
+    async def products(self, room_id: str) -> dict[str, ItemSnapshot]: ...
+
     async def retain(
         self, room_id: str, first_minute: int, last_minute: int, until_ms: int
     ) -> None: ...
@@ -174,6 +213,14 @@ def check_batch(batch: Batch) -> None:
             raise ValueError(f"audience: unknown counter {name!r}")
         if n < 0:
             raise ValueError(f"audience: counter {name} must not go down ({n})")
+    for steps in batch.item_marks.values():
+        for name in steps:
+            if name not in _ITEM_STEP_SET:
+                raise ValueError(f"audience: unknown product step {name!r}")
+    for counts in batch.item_counts.values():
+        for name, n in counts.items():
+            if name not in _ITEM_COUNTER_SET or n < 0:
+                raise ValueError(f"audience: bad product counter {name!r} ({n})")
 
 
 # -- the per-tick accumulator ----------------------------------------------------------
@@ -183,6 +230,8 @@ def check_batch(batch: Batch) -> None:
 class _Tally:
     marks: dict[str, set[str]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    item_marks: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    item_counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 class AudienceRecorder:
@@ -216,12 +265,37 @@ class AudienceRecorder:
             counts = self._tally(room_id, at_ms).counts
             counts[counter] = counts.get(counter, 0) + n
 
+    def item(
+        self, room_id: str, item: str, step: str, uid: str, fen: int = 0, *,
+        at_ms: int | None = None,
+    ) -> None:  # fmt: skip
+        """One step of a product (sale id): ``uid`` joins the step's set, its counter
+        adds one, and an order or a payment adds ``fen`` to ``order_fen`` / ``gmv_fen``."""
+        if step not in _ITEM_STEP_SET:
+            raise ValueError(f"audience: unknown product step {step!r}")
+        if fen < 0:
+            raise ValueError(f"audience: product money must not go down ({fen})")
+        tally = self._tally(room_id, at_ms)
+        tally.item_marks.setdefault(item, {}).setdefault(step, set()).add(uid)
+        counts = tally.item_counts.setdefault(item, {})
+        counts[step] = counts.get(step, 0) + 1
+        money = _ITEM_FEN.get(step)
+        if money is not None and fen:
+            counts[money] = counts.get(money, 0) + fen
+
     def take(self) -> list[Batch]:
         pending, self._pending = self._pending, {}
         return [
-            Batch(room_id, minute, {s: tuple(u) for s, u in t.marks.items()}, dict(t.counts))
+            Batch(
+                room_id,
+                minute,
+                {s: tuple(u) for s, u in t.marks.items()},
+                dict(t.counts),
+                {i: {s: tuple(u) for s, u in m.items()} for i, m in t.item_marks.items()},
+                {i: dict(c) for i, c in t.item_counts.items()},
+            )
             for (room_id, minute), t in pending.items()
-            if t.marks or t.counts
+            if t.marks or t.counts or t.item_marks
         ]
 
     def __len__(self) -> int:
@@ -288,13 +362,46 @@ def _window_view(w: Mapping[str, int]) -> dict[str, Any]:
         "refund_fen": w["refund_fen"],
         "exposure_pv": w["exposure_pv"],
         "new_exposure_uv": w[new_key("exposure")],
+        "new_stay_uv": w[new_key("stay")],
         "product_click_pv": w["product_click_pv"],
         "gpm_fen": div_round(w["gmv_fen"] * 1000, w["watch_pv"]),
     }
     return view
 
 
-def analytics(snap: Snapshot, *, online: int, pcu: int, now_minute: int) -> dict[str, Any]:
+def product_view(item: str, p: ItemSnapshot) -> dict[str, Any]:
+    """One product's funnel (docs/analytics.md, "Products"): each rate is the next
+    step's UV over this step's UV, as WeChat's product exposure -> click -> pay."""
+    n = {name: int(p.counts.get(name, 0)) for name in ITEM_COUNTERS}
+    uv = {step: int(p.uv.get(step, 0)) for step in ITEM_STEPS}
+    return {
+        "item": item,
+        "view_pv": n["view"],
+        "view_uv": uv["view"],
+        "click_pv": n["click"],
+        "click_uv": uv["click"],
+        "click_rate": ratio(uv["click"], uv["view"]),
+        "orders": n["order"],
+        "order_uv": uv["order"],
+        "order_fen": n["order_fen"],
+        "click_order_rate": ratio(uv["order"], uv["click"]),
+        "paid_orders": n["paid"],
+        "buyer_uv": uv["paid"],
+        "gmv_fen": n["gmv_fen"],
+        "order_pay_rate": ratio(uv["paid"], uv["order"]),
+    }
+
+
+def products_view(products: Mapping[str, ItemSnapshot]) -> list[dict[str, Any]]:
+    """Every product's funnel, the largest GMV first (then by id: a stable order)."""
+    views = [product_view(item, p) for item, p in products.items()]
+    return sorted(views, key=lambda v: (-v["gmv_fen"], v["item"]))
+
+
+def analytics(
+    snap: Snapshot, *, online: int, pcu: int, now_minute: int,
+    products: Mapping[str, ItemSnapshot] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """The dashboard's figures from a snapshot (names and formulas of docs/analytics.md)."""
     t = {name: int(snap.totals.get(name, 0)) for name in COUNTERS}
     uv = {name: int(snap.uv.get(name, 0)) for name in SETS}
@@ -334,6 +441,8 @@ def analytics(snap: Snapshot, *, online: int, pcu: int, now_minute: int) -> dict
         "exposure_uv": uv["exposure"],
         "exposure_enter_uv": enter_uv,
         "exposure_enter_rate": ratio(enter_uv, uv["exposure"]),
+        "stay_uv": uv["stay"],
+        "stay_rate": ratio(uv["stay"], watch_uv),
         "product_view_pv": t["product_view_pv"],
         "product_view_uv": uv["product_view"],
         "product_click_pv": t["product_click_pv"],
@@ -357,11 +466,13 @@ def analytics(snap: Snapshot, *, online: int, pcu: int, now_minute: int) -> dict
         "funnel": [
             {"step": "exposure", "uv": uv["exposure"]},
             {"step": "enter", "uv": enter_uv},
+            {"step": "stay", "uv": uv["stay"]},
             {"step": "product_view", "uv": uv["product_view"]},
             {"step": "product_click", "uv": viewed_clicked},
             {"step": "order", "uv": clicked_ordered},
             {"step": "pay", "uv": uv["buyer"]},
         ],
+        "products": products_view(products or {}),
         "last_10_min": {
             "from_minute": current.start,
             "to_minute": current.stop - 1,

@@ -10,7 +10,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rooms.audience import PAIRS, SETS, Batch, Snapshot, check_batch, new_key, pair_key
+from rooms.audience import (
+    ITEM_STEPS,
+    MAX_ITEMS,
+    PAIRS,
+    SETS,
+    Batch,
+    ItemSnapshot,
+    Snapshot,
+    check_batch,
+    new_key,
+    pair_key,
+)
 
 
 @dataclass(slots=True)
@@ -18,6 +29,9 @@ class _Room:
     totals: dict[str, int] = field(default_factory=dict)
     sets: dict[str, set[int]] = field(default_factory=dict)
     minutes: dict[int, dict[str, int]] = field(default_factory=dict)
+    # Per product (at most MAX_ITEMS): counters, and the sets of its steps.
+    item_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    item_sets: dict[str, dict[str, set[int]]] = field(default_factory=dict)
 
 
 class MemoryAudience:
@@ -49,6 +63,19 @@ class MemoryAudience:
                 if len(members) > before:
                     key = new_key(name)
                     minute[key] = minute.get(key, 0) + len(members) - before
+            for item in {*batch.item_marks, *batch.item_counts}:
+                if item not in room.item_counts:
+                    if len(room.item_counts) >= MAX_ITEMS:
+                        continue  # past the bound: dropped (rooms.audience)
+                    room.item_counts[item] = {}
+                    room.item_sets[item] = {}
+                counts = room.item_counts[item]
+                for name, n in batch.item_counts.get(item, {}).items():
+                    counts[name] = counts.get(name, 0) + n
+                for step, uids in batch.item_marks.get(item, {}).items():
+                    room.item_sets[item].setdefault(step, set()).update(
+                        self.intern(u) for u in uids
+                    )
 
     async def read(self, room_id: str, first_minute: int, last_minute: int) -> Snapshot:
         room = self._rooms.get(room_id) or _Room()
@@ -100,6 +127,22 @@ class MemoryAudience:
         counters = room.minutes.setdefault(minute, {})
         counters["online"] = online
         counters["online_peak"] = max(counters.get("online_peak", online), online)
+
+    async def items(self, room_id: str) -> list[str]:
+        room = self._rooms.get(room_id)
+        return [] if room is None else sorted(room.item_counts)
+
+    async def products(self, room_id: str) -> dict[str, ItemSnapshot]:
+        room = self._rooms.get(room_id)
+        if room is None:
+            return {}
+        return {
+            item: ItemSnapshot(
+                dict(counts),
+                {step: len(room.item_sets[item].get(step, ())) for step in ITEM_STEPS},
+            )
+            for item, counts in room.item_counts.items()
+        }
 
     async def retain(
         self, room_id: str, first_minute: int, last_minute: int, until_ms: int

@@ -17,7 +17,18 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from interact.floor.scripts import register, text
-from rooms.audience import PAIRS, RETENTION_MS, SETS, Batch, Snapshot, check_batch, pair_key
+from rooms.audience import (
+    ITEM_STEPS,
+    MAX_ITEMS,
+    PAIRS,
+    RETENTION_MS,
+    SETS,
+    Batch,
+    ItemSnapshot,
+    Snapshot,
+    check_batch,
+    pair_key,
+)
 
 # Uids interned per script call: a script blocks Redis while it runs, so keep it short.
 INTERN_CHUNK = 500
@@ -49,6 +60,17 @@ class AudienceKeys:
     def minute(self, room_id: str, minute: int) -> str:
         return f"{self.prefix}an:{{{room_id}}}:m:{minute}"
 
+    def items(self, room_id: str) -> str:
+        """Set: the room's products (sale ids), at most ``MAX_ITEMS``."""
+        return f"{self.prefix}an:{{{room_id}}}:items"
+
+    def item_counts(self, room_id: str) -> str:
+        """Hash: ``<item>|<counter>`` -> amount."""
+        return f"{self.prefix}an:{{{room_id}}}:ic"
+
+    def item_bitmap(self, room_id: str, item: str, step: str) -> str:
+        return f"{self.prefix}an:{{{room_id}}}:ib:{step}:{item}"
+
     def scratch(self, room_id: str) -> str:
         return f"{self.prefix}an:{{{room_id}}}:tmp"
 
@@ -73,6 +95,7 @@ class RedisAudience:
         self._claim = register(client, "event_claim", "rooms")
         self._sample = register(client, "audience_sample", "rooms")
         self._retain = register(client, "audience_retain", "rooms")
+        self._items = register(client, "audience_items", "rooms")
         self._client = client
         self._cache: dict[str, int] = {}
 
@@ -96,6 +119,10 @@ class RedisAudience:
         for batch in batches:
             check_batch(batch)
         uids = [u for b in batches for members in b.marks.values() for u in members]
+        uids += [
+            u for b in batches for steps in b.item_marks.values()
+            for members in steps.values() for u in members
+        ]  # fmt: skip
         ids = dict(zip(uids, await self.intern(uids), strict=True)) if uids else {}
         await asyncio.gather(*(self._apply(batch, ids) for batch in batches))
 
@@ -112,6 +139,26 @@ class RedisAudience:
             keys.append(k.bitmap(room, name))
             args += [name, len(members), *(ids[u] for u in members)]
         await self._record(keys=keys, args=args)
+        if batch.item_marks or batch.item_counts:
+            await self._apply_items(batch, ids)
+
+    async def _apply_items(self, batch: Batch, ids: dict[str, int]) -> None:
+        k = self._keys
+        room = batch.room_id
+        items = list(dict.fromkeys([*batch.item_marks, *batch.item_counts]))
+        keys = [k.items(room), k.item_counts(room)]
+        args: list[str | int] = [self._retention_ms, MAX_ITEMS, len(items)]
+        for item in items:
+            counts = batch.item_counts.get(item, {})
+            args += [item, len(counts)]
+            for name, n in counts.items():
+                args += [name, n]
+            steps = batch.item_marks.get(item, {})
+            args.append(len(steps))
+            for step, members in steps.items():
+                keys.append(k.item_bitmap(room, item, step))
+                args += [len(members), *(ids[u] for u in members)]
+        await self._items(keys=keys, args=args)
 
     async def read(self, room_id: str, first_minute: int, last_minute: int) -> Snapshot:
         k = self._keys
@@ -164,11 +211,46 @@ class RedisAudience:
             keys=[self._keys.minute(room_id, minute)], args=[int(online), self._retention_ms]
         )
 
+    async def items(self, room_id: str) -> list[str]:
+        return sorted(text(m) for m in await self._client.smembers(self._keys.items(room_id)))
+
+    async def products(self, room_id: str) -> dict[str, ItemSnapshot]:
+        k = self._keys
+        items = await self.items(room_id)
+        if not items:
+            return {}
+        # Reads only (no scratch key): a pipeline, not a script that would block Redis
+        # for the BITCOUNTs of every product at once.
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hgetall(k.item_counts(room_id))
+        for item in items:
+            for step in ITEM_STEPS:
+                pipe.bitcount(k.item_bitmap(room_id, item, step))
+        flat, *counts = await pipe.execute()
+        per: dict[str, dict[str, int]] = {item: {} for item in items}
+        for field_, value in flat.items():
+            item, _, name = text(field_).rpartition("|")
+            if item in per:
+                per[item][name] = int(value)
+        n = len(ITEM_STEPS)
+        return {
+            item: ItemSnapshot(
+                per[item], dict(zip(ITEM_STEPS, map(int, counts[j * n : j * n + n]), strict=True))
+            )
+            for j, item in enumerate(items)
+        }
+
     async def retain(
         self, room_id: str, first_minute: int, last_minute: int, until_ms: int
     ) -> None:
         k = self._keys
         fixed = [k.totals(room_id), *(k.bitmap(room_id, s) for s in SETS)]
+        fixed += [k.items(room_id), k.item_counts(room_id)]
+        fixed += [
+            k.item_bitmap(room_id, item, step)
+            for item in await self.items(room_id)
+            for step in ITEM_STEPS
+        ]
         minutes = [k.minute(room_id, m) for m in range(first_minute, last_minute + 1)]
         # A few thousand keys per script: a long room's week of minutes in several steps.
         for i in range(0, max(1, len(minutes)), RETAIN_CHUNK):

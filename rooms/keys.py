@@ -27,6 +27,11 @@ class RoomKeys:
         read to drop expired rooms from ``index``."""
         return f"{self.prefix}rooms:unstarted"
 
+    def ended(self) -> str:
+        """Sorted set: ids of ended rooms scored by when their record expires (global); read
+        to drop them from ``index`` once it has (``rooms.retention``)."""
+        return f"{self.prefix}rooms:ended"
+
     def anchor_rooms(self, anchor: str) -> str:
         """Sorted set: the anchor's rooms not ended -> ms they expire unless started (+inf
         once started); the anchor's quota counts its members."""

@@ -53,6 +53,11 @@ class RoomStore(Protocol):
 
     async def open_rooms(self, anchor: str) -> int: ...
 
+    async def sweep(self, now_ms: int | None = None) -> int:
+        """Apply what retention has made due (rooms.retention); idempotent, so any number
+        of processes may call it; how many rooms left the deadline indexes."""
+        ...
+
     async def list(
         self, status: RoomStatus | None = None, limit: int = 50, offset: int = 0
     ) -> list[Room]: ...

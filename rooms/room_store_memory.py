@@ -2,8 +2,12 @@
 
 Rooms that have not ended are indexed per anchor, so the quota check is a set's length;
 rooms waiting to expire (created with a TTL, never started) sit in a heap by deadline and
-are forgotten by the next call past it. Nothing awaits between a check and its write, so
-every operation is atomic on the event loop.
+are forgotten by the next call past it. With a retention policy (``rooms.retention``), an
+ended room's hot state is forgotten ``hot_ms`` after its end and its record and money
+state ``money_ms`` after it (a refund checks the room's anchor), by the same
+clock-driven heap (``sweep`` or any call); a room that never started takes its hot and
+money state with it. Nothing awaits between a check and its write, so every operation is
+atomic on the event loop.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Callable, Mapping
 from interact.floor.errors import Conflict, NotFound
 from rooms.lifecycle import TRANSITIONS
 from rooms.models import Room, RoomStatus
+from rooms.retention import Forget, RetentionPolicy
 from rooms.room_store import (
     LEDGER_EVENTS,
     quota_exceeded,
@@ -34,7 +39,15 @@ class MemoryRoomStore:
         clock: Callable[[], int] = wall_ms,
         *,
         ledger: Callable[[str, Mapping[str, object]], str] | None = None,
+        retention: RetentionPolicy | None = None,
+        forget_hot: Forget | None = None,
+        forget_money: Forget | None = None,
     ) -> None:
+        self._retention = retention
+        self._forget_hot = forget_hot
+        self._forget_money = forget_money
+        # Heap of (when, room id, "hot" | "money") for ended rooms.
+        self._retained: list[tuple[int, str, str]] = []
         # The memory ledger's append_now: called with no await after the transition, so
         # both are one step.
         self._ledger = ledger
@@ -44,8 +57,24 @@ class MemoryRoomStore:
         self._deadline: dict[str, int] = {}  # room id -> when it expires unless started
         self._due: list[tuple[int, str]] = []  # heap of (deadline, room id); may hold stale
 
+    async def sweep(self, now_ms: int | None = None) -> int:
+        """Forget what is due by the clock (every call does this first; ``now_ms`` is
+        the Redis store's, for a test that drives time: here the clock is the store's)."""
+        self._expire()
+        return 0
+
     def _expire(self) -> None:
-        if not self._due or self._due[0][0] > (now := self._clock()):
+        now = self._clock()
+        while self._retained and self._retained[0][0] <= now:
+            _, room_id, kind = heapq.heappop(self._retained)
+            if kind == "money":
+                self._rooms.pop(room_id, None)
+                if self._forget_money is not None:
+                    self._forget_money(room_id)
+                continue
+            if self._forget_hot is not None:
+                self._forget_hot(room_id)
+        if not self._due or self._due[0][0] > now:
             return
         while self._due and self._due[0][0] <= now:
             deadline, room_id = heapq.heappop(self._due)
@@ -54,6 +83,11 @@ class MemoryRoomStore:
             del self._deadline[room_id]
             room = self._rooms.pop(room_id)
             self._close(room)
+            if room.status is not RoomStatus.ENDED:
+                # Never started: it took no money, so nothing of it is kept.
+                for forget in (self._forget_hot, self._forget_money):
+                    if forget is not None:
+                        forget(room_id)
 
     def _close(self, room: Room) -> None:
         if room.anchor is not None:
@@ -114,6 +148,12 @@ class MemoryRoomStore:
             self._deadline.pop(room_id, None)  # started: it no longer expires
         elif target is RoomStatus.ENDED:
             self._close(room)
+            if self._retention is not None:
+                self._deadline.pop(room_id, None)  # its end's retention rules now
+                heapq.heappush(self._retained, (now_ms + self._retention.hot_ms, room_id, "hot"))
+                heapq.heappush(
+                    self._retained, (now_ms + self._retention.money_ms, room_id, "money")
+                )
         logged = LEDGER_EVENTS.get(action)
         if logged is not None and self._ledger is not None:
             self._ledger(room_id, {"type": logged, "ts": now_ms})

@@ -11,7 +11,12 @@ transaction. What a crash between them can leave: a place taken for a room that 
 never written (it lapses with the room's deadline), or an ended room still counted (the
 next refused create drops counted rooms that have ended, then checks again). A room that
 never starts expires by its key's TTL, which its start removes (``PERSIST``); its index
-entry is dropped by a later create (``keys.unstarted``).
+entry is dropped by a later create or ``sweep`` (``keys.unstarted``), which then deletes
+the room's other keys (``room_forget``: they were written without a TTL).
+
+Retention (``rooms.retention``): the end's script sets the hot and money TTLs of the
+room's keys, and the room is put in ``keys.ended`` with its hot deadline, so
+the index entry of an ended room leaves the index once its record has expired.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from interact.floor.scripts import register
 from rooms.keys import RoomKeys
 from rooms.lifecycle import TRANSITIONS
 from rooms.models import Room, RoomStatus
+from rooms.retention import RetentionPolicy, RoomKeySets
 from rooms.room_store import (
     LEDGER_EVENTS,
     quota_exceeded,
@@ -67,6 +73,8 @@ class RedisRoomStore:
         *,
         ledger: Callable[[str], str] | None = None,
         ledger_maxlen: int = 100_000,
+        key_sets: Callable[[str], RoomKeySets] | None = None,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         self._client = client
         self._keys = keys
@@ -74,6 +82,10 @@ class RedisRoomStore:
         # written there by the transition's script.
         self._ledger = ledger
         self._ledger_maxlen = ledger_maxlen
+        # Without key sets only the room record and its ledger get TTLs at the end.
+        self._key_sets = key_sets or (lambda room_id: RoomKeySets([], []))
+        self._retention = retention
+        self._forget = register(client, "room_forget", "rooms")
         self._create = register(client, "create_room", "rooms")
         self._transition = register(client, "transition", "rooms")
         self._admit = register(client, "anchor_admit", "rooms")
@@ -110,6 +122,7 @@ class RedisRoomStore:
                 pipe.zadd(self._keys.unstarted(), {room.id: deadline})
             await pipe.execute()
         await self._prune_index()
+        await self._prune_ended()
 
     async def _admit_once(self, room: Room, quota: int, ttl: int) -> int:
         assert room.anchor is not None
@@ -142,25 +155,64 @@ class RedisRoomStore:
         if anchor is not None:
             await self._mark(keys=[self._keys.anchor_rooms(anchor)], args=[room_id, status.value])
 
-    async def _prune_index(self) -> None:
+    async def sweep(self, now_ms: int | None = None) -> int:
+        """Drop every room whose deadline has passed from the index (and delete the other
+        keys of those that never started); how many rooms left the deadline sets."""
+        done = 0
+        for pruned in (self._prune_index, self._prune_ended):
+            # A full step may have more behind it; a short one has seen them all.
+            while (n := await pruned(now_ms)) > 0:
+                done += n
+                if n < _PRUNE:
+                    break
+        return done
+
+    async def _prune_ended(self, now_ms: int | None = None) -> int:
+        """Drop from the index a few ended rooms whose record has expired (with the money
+        keys, at the end of the refund window; the hot keys went before)."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        due = await self._client.zrangebyscore(self._keys.ended(), "-inf", now, 0, _PRUNE)
+        if not due:
+            return 0
+        async with self._client.pipeline(transaction=False) as pipe:
+            for rid in due:
+                pipe.exists(self._keys.room(rid.decode()))
+            alive = await pipe.execute()
+        gone = [rid for rid, n in zip(due, alive, strict=True) if not n]
+        if gone:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.zrem(self._keys.index(), *gone)
+                pipe.zrem(self._keys.ended(), *gone)
+                await pipe.execute()
+        return len(gone)
+
+    async def _prune_index(self, now_ms: int | None = None) -> int:
         """Drop from the index a few rooms whose deadline to start has passed: those whose
-        record expired leave the index; those that started just leave ``unstarted``."""
-        now = int(time.time() * 1000)
+        record expired leave the index and lose their other keys; those that started just
+        leave ``unstarted``."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
         due = await self._client.zrangebyscore(self._keys.unstarted(), "-inf", now, 0, _PRUNE)
         if not due:
-            return
+            return 0
         async with self._client.pipeline(transaction=False) as pipe:
             for rid in due:
                 pipe.pttl(self._keys.room(rid.decode()))
             ttls = await pipe.execute()
         gone = [rid for rid, left in zip(due, ttls, strict=True) if left == -2]
         settled = [rid for rid, left in zip(due, ttls, strict=True) if left < 0]
+        # Before the index entry goes, so a crash leaves it due for the next sweep.
+        for rid in gone:
+            room_id = rid.decode()
+            sets = self._key_sets(room_id)
+            record = self._keys.room(room_id)
+            await self._forget(keys=[record, *sets.hot, *sets.money])
         async with self._client.pipeline(transaction=False) as pipe:
             if gone:
                 pipe.zrem(self._keys.index(), *gone)
             if settled:
                 pipe.zrem(self._keys.unstarted(), *settled)
             await pipe.execute()
+        return len(settled)
 
     async def open_rooms(self, anchor: str) -> int:
         key = self._keys.anchor_rooms(anchor)
@@ -209,14 +261,22 @@ class RedisRoomStore:
     async def transition(self, room_id: str, action: str, now_ms: int) -> Room:
         allowed, target, stamp = TRANSITIONS[action]
         starts = "1" if target is RoomStatus.LIVE else "0"
-        keys = [self._keys.room(room_id)]
+        record = self._keys.room(room_id)
+        keys = [record, self._ledger(room_id) if self._ledger is not None else record]
         logged = LEDGER_EVENTS.get(action, "") if self._ledger is not None else ""
-        if self._ledger is not None:
-            keys.append(self._ledger(room_id))
+        retain: list[object] = ["", 0, 0, 0, "", "", "", "", "", "", "", "", 0]
+        if target is RoomStatus.ENDED and self._retention is not None:
+            sets = self._key_sets(room_id)
+            keys += [*sets.hot, *sets.money]
+            retain = [self._retention.hot_ms, self._retention.money_ms, len(sets.hot),
+                      len(sets.money), sets.orders_index, sets.order_prefix, sets.sales_index,
+                      sets.sale_prefix, " ".join(sets.sale_suffixes), sets.packets_index,
+                      sets.packet_prefix, " ".join(sets.packet_suffixes), len(sets.groups),
+                      *(a for g in sets.groups for a in g.args())]  # fmt: skip
         reply = await self._transition(
             keys=keys,
             args=[target.value, int(now_ms), stamp or "", starts, logged, self._ledger_maxlen,
-                  *sorted(s.value for s in allowed)],
+                  *retain, *sorted(s.value for s in allowed)],
         )  # fmt: skip
         tag = reply[0]
         if tag == b"not_found":
@@ -226,6 +286,11 @@ class RedisRoomStore:
         room = _decode(reply[1:])
         if target in (RoomStatus.LIVE, RoomStatus.ENDED):
             await self._mark_anchor(room.anchor, room.id, target)
+        if target is RoomStatus.ENDED and self._retention is not None:
+            # Global, hence after the script: a crash here leaves an index entry whose
+            # record is gone, which listings skip.
+            due = int(now_ms) + self._retention.money_ms
+            await self._client.zadd(self._keys.ended(), {room.id: due})
         return room
 
     async def set_stream_start(self, room_id: str, ms: int | None) -> Room:

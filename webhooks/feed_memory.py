@@ -11,11 +11,14 @@ Read = Callable[[str, str | None, int], Awaitable[list[tuple[str, dict[str, str]
 
 
 class MemoryLedgerFeed:
+    # The memory ledger has no wake-up to wait on: the service polls it.
+    blocks = False
+
     def __init__(self, read: Read) -> None:
         self._read = read
         self._cursors: dict[str, str | None] = {}
 
-    async def pull(self, rooms: list[str], count: int) -> list[Entry]:
+    async def pull(self, rooms: list[str], count: int, block_ms: int = 0) -> list[Entry]:
         out: list[Entry] = []
         for room in rooms:
             if len(out) >= count:

@@ -3,8 +3,14 @@ stream (docs/ledger.md §3), ``XREADGROUP`` for new entries and ``XAUTOCLAIM`` f
 ones a dead process left pending.
 
 The group starts at ``0``: entries written before the first poll of a room are not
-skipped (endpoints only get events from after their own creation). Reads do not block:
-a blocked read would hold one of the pool's connections, which the money path shares.
+skipped (endpoints only get events from after their own creation).
+
+Reads block (``pull(..., block_ms)``) when nothing is waiting: an idle feed then hands an
+entry out within a round trip of its ``XADD`` instead of at the next poll. The blocked
+read holds one connection of the webhooks' own pool (``interact.webhooks_setup``), never
+the money path's. One ``XREADGROUP`` names every followed room (at most
+``MAX_BLOCK_KEYS``), so an entry in any of them wakes it. On a cluster each stream is its
+own slot and one read cannot span them: there the feed polls (the caller sleeps).
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ from webhooks.feed import Entry
 GROUP = "webhooks"
 # Rooms per XREADGROUP on one Redis; on a cluster each stream is its own slot.
 KEYS_PER_READ = 200
+# Streams one blocking read waits on: interact.webhooks_setup follows at most 10,000
+# rooms; Redis registers the blocked client on each key, so the bound keeps a wake-up
+# cheap.
+MAX_BLOCK_KEYS = 10_000
 
 
 class RedisLedgerFeed:
@@ -42,6 +52,7 @@ class RedisLedgerFeed:
         self._claim_every_s = claim_every_s
         self._grouped: set[str] = set()
         self._last_claim = 0.0
+        self.blocks = not cluster
 
     async def _group(self, room: str) -> None:
         try:
@@ -51,33 +62,65 @@ class RedisLedgerFeed:
                 raise
         self._grouped.add(room)
 
-    async def pull(self, rooms: list[str], count: int) -> list[Entry]:
+    async def pull(self, rooms: list[str], count: int, block_ms: int = 0) -> list[Entry]:
         for room in rooms:
             if room not in self._grouped:
                 await self._group(room)
         out: list[Entry] = []
         if time.monotonic() - self._last_claim >= self._claim_every_s:
             self._last_claim = time.monotonic()
-            for room in rooms:
-                out.extend(await self._claim(room, count))
+            out.extend(await self._claim(rooms, count))
         for i in range(0, len(rooms), self._per_read):
             if len(out) >= count:
                 break
-            chunk = rooms[i : i + self._per_read]
-            by_key = {self._stream(room): room for room in chunk}
+            out.extend(await self._read(rooms[i : i + self._per_read], count - len(out), None))
+        if out or block_ms <= 0 or not self.blocks or not rooms:
+            return out
+        # Nothing waiting: wait on every room at once (Redis answers as soon as one of
+        # them gets an entry), so the first entry after an idle spell is not held back by
+        # a poll interval.
+        return await self._read(rooms[:MAX_BLOCK_KEYS], count, block_ms)
+
+    async def _read(self, chunk: list[str], count: int, block_ms: int | None) -> list[Entry]:
+        by_key = {self._stream(room): room for room in chunk}
+        try:
             reply = await self._r.xreadgroup(
-                GROUP, self._consumer, dict.fromkeys(by_key, ">"), count=count - len(out)
+                GROUP, self._consumer, dict.fromkeys(by_key, ">"), count=count, block=block_ms
             )
-            for key, rows in reply or []:
-                room = by_key[_text(key)]
-                out.extend(_entries(room, rows))
+        except ResponseError as exc:
+            # A stream deleted under the group (or while blocked on it): the round fails
+            # and the next one makes the groups again instead of failing for ever.
+            if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
+                self._grouped.difference_update(chunk)
+            raise
+        out: list[Entry] = []
+        for key, rows in reply or []:
+            out.extend(_entries(by_key[_text(key)], rows))
         return out
 
-    async def _claim(self, room: str, count: int) -> list[Entry]:
-        reply = await self._r.xautoclaim(
-            self._stream(room), GROUP, self._consumer, self._claim_idle_ms, "0-0", count=count
-        )
-        return _entries(room, reply[1])
+    async def _claim(self, rooms: list[str], count: int) -> list[Entry]:
+        """Entries a dead process left pending, taken over: one pipelined round trip per
+        ``KEYS_PER_READ`` rooms (a round trip per room stalled the fan-out for as long as
+        the rooms followed took, seconds at thousands of rooms)."""
+        out: list[Entry] = []
+        for i in range(0, len(rooms), self._per_read):
+            chunk = rooms[i : i + self._per_read]
+            async with self._r.pipeline(transaction=False) as p:
+                for room in chunk:
+                    p.xautoclaim(
+                        self._stream(room),
+                        GROUP,
+                        self._consumer,
+                        self._claim_idle_ms,
+                        "0-0",
+                        count=count,
+                    )
+                replies = await p.execute()
+            for room, reply in zip(chunk, replies, strict=True):
+                out.extend(_entries(room, reply[1]))
+            if len(out) >= count:
+                break
+        return out
 
     async def ack(self, room: str, entry_ids: list[str]) -> None:
         if entry_ids:

@@ -19,6 +19,11 @@ class WebhookKeys:
         """Hash: endpoint id -> the endpoint's JSON (secrets included)."""
         return f"{self.prefix}{{wh}}:endpoints"
 
+    def endpoints_version(self) -> str:
+        """Counter: bumped by every change of ``endpoints``, so a process keeps the list
+        cached and reads it again only when this moved."""
+        return f"{self.prefix}{{wh}}:endpoints:v"
+
     def delivery(self, delivery_id: str) -> str:
         """Hash: one event for one endpoint (body, status, attempts, next_at)."""
         return f"{self.prefix}{{wh}}:d:{delivery_id}"

@@ -48,6 +48,9 @@ log = logging.getLogger("interact.webhooks")
 
 MAX_EVENTS_PER_ENDPOINT = len(EVENT_TYPES)
 MAX_REPLAY = 1000
+# Deliveries per pipelined enqueue: a fan-out round of 500 entries to 50 endpoints is
+# 25,000 scripts, sent in parts so that one reply buffer stays small.
+ENQUEUE_BATCH = 1000
 
 
 def now_ms() -> int:
@@ -93,6 +96,9 @@ class WebhookService:
         self.lottery_proof = lottery_proof
         self._room_list: list[str] = []
         self._rooms_at = -1e9
+        # The endpoints as of a version of the store's list: each round asks for the
+        # version (one small read) and parses the list only when it moved.
+        self._endpoints: tuple[int, list[Endpoint]] = (-1, [])
         self._in_flight: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # Set when a delivery slot frees or the fan-out queued something: the delivery
@@ -204,8 +210,13 @@ class WebhookService:
 
     # --- fan-out
 
+    async def _all_endpoints(self) -> list[Endpoint]:
+        if await self.store.endpoints_version() != self._endpoints[0]:
+            self._endpoints = await self.store.versioned_endpoints()
+        return self._endpoints[1]
+
     async def _enabled(self) -> list[Endpoint]:
-        return [e for e in await self.store.list_endpoints() if e.status is EndpointStatus.ENABLED]
+        return [e for e in await self._all_endpoints() if e.status is EndpointStatus.ENABLED]
 
     async def _fan_out_event(self, event: WebhookEvent, endpoints: list[Endpoint]) -> int:
         now = self.clock()
@@ -241,16 +252,19 @@ class WebhookService:
             self._rooms_at = time.monotonic()
         return self._room_list
 
-    async def fanout(self) -> int:
-        """One round: pull ledger entries, queue their events, acknowledge. Returns the
-        number of entries handled."""
+    async def fanout(self, block_ms: int = 0) -> int:
+        """One round: pull ledger entries (waiting up to ``block_ms`` for one when the
+        feed can), queue their events, acknowledge. Returns the number of entries
+        handled."""
         rooms = await self.rooms()
         if not rooms:
             return 0
-        entries = await self.feed.pull(rooms, self.batch)
+        entries = await self.feed.pull(rooms, self.batch, block_ms)
         if not entries:
             return 0
         endpoints = await self._enabled()
+        now = self.clock()
+        queue: list[Delivery] = []
         done: dict[str, list[str]] = {}
         for room, entry_id, fields in entries:
             proof = None
@@ -269,12 +283,28 @@ class WebhookService:
                 log.warning("webhook event of %s %s not built", room, entry_id, exc_info=True)
                 events = []
             for event in events:
-                await self._fan_out_event(event, endpoints)
+                queue.extend(delivery_of(e.id, event, now) for e in endpoints if e.wants(event))
             done.setdefault(room, []).append(entry_id)
+        await self._enqueue(queue)
+        # Queued (and the delivery loop told) before the entries are acknowledged: a
+        # crash in between reads them again and queues nothing twice.
+        self._wake.set()
         for room, ids in done.items():
             await self.feed.ack(room, ids)
-        self._wake.set()
         return len(entries)
+
+    async def _enqueue(self, queue: list[Delivery]) -> None:
+        """The round's deliveries in one batch, in ledger order; an endpoint whose
+        queue is full is disabled."""
+        for i in range(0, len(queue), ENQUEUE_BATCH):
+            part = queue[i : i + ENQUEUE_BATCH]
+            full = {
+                d.endpoint
+                for d, queued in zip(part, await self.store.enqueue_many(part), strict=True)
+                if queued < 0
+            }
+            for endpoint_id in sorted(full):
+                await self._disable_full(endpoint_id)
 
     # --- delivery
 
@@ -318,7 +348,15 @@ class WebhookService:
         now = self.clock()
         decision = decide(d.attempts + 1, outcome.status, outcome.retry_after, now)
         attempt = Attempt(now, outcome.status, outcome.latency_ms, outcome.error)
-        await self.store.finish(d.id, attempt, decision.verdict, decision.next_at_ms)
+        await self.store.finish(
+            d.id, attempt, decision.verdict, decision.next_at_ms, subject=d.subject
+        )
+        if decision.verdict is Verdict.SUCCEEDED:
+            # The common case needs no read: the cached record (its version checked by
+            # this round's claim) says the endpoint was not failing.
+            cached = next((e for e in self._endpoints[1] if e.id == endpoint_id), None)
+            if cached is not None and cached.failing_since is None:
+                return
         endpoint = await self.store.get_endpoint(endpoint_id)
         if endpoint is None:
             return
@@ -349,11 +387,26 @@ class WebhookService:
     async def run(self, poll_s: float) -> None:
         """Both loops, until cancelled; a failed round is logged and tried again."""
         await asyncio.gather(
-            self._loop(self.fanout, poll_s), self._loop(self.deliver, poll_s, self._wake)
+            self._loop(self._fanout_round, poll_s, blocks=self.feed.blocks),
+            self._loop(self.deliver, poll_s, self._wake),
         )
 
+    async def _fanout_round(self) -> int:
+        # A blocking feed waits for the next entry itself, for half the room list's
+        # refresh at most (a new room is followed about as soon as without blocking).
+        block_ms = max(100, int(self.rooms_refresh_s * 500))
+        if not await self.rooms():
+            await asyncio.sleep(block_ms / 1000)
+            return 0
+        return await self.fanout(block_ms=block_ms)
+
     async def _loop(
-        self, job: Callable[[], Awaitable[int]], poll_s: float, wake: asyncio.Event | None = None
+        self,
+        job: Callable[[], Awaitable[int]],
+        poll_s: float,
+        wake: asyncio.Event | None = None,
+        *,
+        blocks: bool = False,
     ) -> None:
         while True:
             if wake is not None:
@@ -364,7 +417,7 @@ class WebhookService:
                 log.warning("webhook %s round failed", job.__name__, exc_info=True)
                 await asyncio.sleep(poll_s)
                 continue
-            if busy:
+            if busy or blocks:
                 await asyncio.sleep(0)
             elif wake is None:
                 await asyncio.sleep(poll_s)

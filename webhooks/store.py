@@ -3,17 +3,22 @@
 Contract (both engines; tests/contract/test_webhook_store.py):
 - Endpoints: ``add_endpoint`` refuses (False) past ``max_endpoints``; ``put_endpoint``
   replaces a record only while it exists; ``delete_endpoint`` drops the endpoint and
-  everything queued for it.
+  everything queued for it. Each of the three that changes something moves
+  ``endpoints_version``; ``versioned_endpoints`` returns a version with a list at least
+  as new as it (a process caches the list and reads it again when the version moved).
 - ``enqueue`` queues one event for one endpoint once: a second enqueue of the same
   delivery id is a no-op (False), so reading a ledger entry again queues nothing new.
   An endpoint holds at most ``max_pending`` pending deliveries: one more is
   ``QueueFull`` and nothing is queued (the service then disables the endpoint).
+  ``enqueue_many`` does the same for a list, in its order (one round trip on Redis),
+  and answers per delivery: 1 queued, 0 there already, -1 the endpoint's queue full.
 - Deliveries of one endpoint and one subject form a chain in enqueue order; only the
   chain's head is ever due, so one order's events reach an endpoint in order.
 - ``claim(endpoint, now, lease_until, limit)`` returns heads due by ``now`` (oldest due
   first) and leases them until ``lease_until``: no other claim returns them before that,
   and after it (their holder died) any claim does — at least once, never lost.
-- ``finish(delivery_id, attempt, verdict, next_at)`` logs the attempt; ``retry`` makes
+- ``finish(delivery_id, attempt, verdict, next_at, subject)`` logs the attempt (the
+  delivery's ``subject``, when the caller has it, saves the store looking it up); ``retry`` makes
   the delivery due at ``next_at``; ``succeeded`` and ``dead`` end it, make the chain's
   next delivery due at once, and (``dead``) list it among the dead letters. Finishing a
   delivery that is not pending changes nothing (False).
@@ -52,18 +57,29 @@ class WebhookStore(Protocol):
 
     async def list_endpoints(self) -> list[Endpoint]: ...
 
+    async def endpoints_version(self) -> int: ...
+
+    async def versioned_endpoints(self) -> tuple[int, list[Endpoint]]: ...
+
     async def put_endpoint(self, endpoint: Endpoint) -> bool: ...
 
     async def delete_endpoint(self, endpoint_id: str) -> bool: ...
 
     async def enqueue(self, delivery: Delivery) -> bool: ...
 
+    async def enqueue_many(self, deliveries: list[Delivery]) -> list[int]: ...
+
     async def claim(
         self, endpoint_id: str, now_ms: int, lease_until_ms: int, limit: int
     ) -> list[Delivery]: ...
 
     async def finish(
-        self, delivery_id: str, attempt: Attempt, verdict: Verdict, next_at_ms: int | None
+        self,
+        delivery_id: str,
+        attempt: Attempt,
+        verdict: Verdict,
+        next_at_ms: int | None,
+        subject: str | None = None,
     ) -> bool: ...
 
     async def get_delivery(self, delivery_id: str) -> Delivery | None: ...

@@ -22,11 +22,13 @@ class MemoryWebhookStore:
         self._due: dict[str, dict[str, int]] = {}  # endpoint -> delivery id -> ms
         self._log: dict[str, dict[str, int]] = {}  # endpoint -> delivery id -> created
         self._dead: dict[str, dict[str, int]] = {}
+        self._version = 0
 
     async def add_endpoint(self, endpoint: Endpoint, *, max_endpoints: int) -> bool:
         if len(self._endpoints) >= max_endpoints:
             return False
         self._endpoints[endpoint.id] = endpoint
+        self._version += 1
         return True
 
     async def get_endpoint(self, endpoint_id: str) -> Endpoint | None:
@@ -35,15 +37,23 @@ class MemoryWebhookStore:
     async def list_endpoints(self) -> list[Endpoint]:
         return sorted(self._endpoints.values(), key=lambda e: (e.created_at, e.id))
 
+    async def endpoints_version(self) -> int:
+        return self._version
+
+    async def versioned_endpoints(self) -> tuple[int, list[Endpoint]]:
+        return self._version, await self.list_endpoints()
+
     async def put_endpoint(self, endpoint: Endpoint) -> bool:
         if endpoint.id not in self._endpoints:
             return False
         self._endpoints[endpoint.id] = endpoint
+        self._version += 1
         return True
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         if self._endpoints.pop(endpoint_id, None) is None:
             return False
+        self._version += 1
         for did in [d for d, v in self._deliveries.items() if v.endpoint == endpoint_id]:
             del self._deliveries[did]
         for key in [k for k in self._chains if k[0] == endpoint_id]:
@@ -51,6 +61,15 @@ class MemoryWebhookStore:
         for table in (self._due, self._log, self._dead, self._pending):
             table.pop(endpoint_id, None)
         return True
+
+    async def enqueue_many(self, deliveries: list[Delivery]) -> list[int]:
+        out = []
+        for delivery in deliveries:
+            try:
+                out.append(int(await self.enqueue(delivery)))
+            except QueueFull:
+                out.append(-1)
+        return out
 
     async def enqueue(self, delivery: Delivery) -> bool:
         did = delivery.id
@@ -88,7 +107,12 @@ class MemoryWebhookStore:
         return [self._deliveries[did] for _, did in ready]
 
     async def finish(
-        self, delivery_id: str, attempt: Attempt, verdict: Verdict, next_at_ms: int | None
+        self,
+        delivery_id: str,
+        attempt: Attempt,
+        verdict: Verdict,
+        next_at_ms: int | None,
+        subject: str | None = None,
     ) -> bool:
         d = self._deliveries.get(delivery_id)
         if d is None or d.status is not DeliveryStatus.PENDING:

@@ -1,7 +1,8 @@
 -- Issue one coupon of a batch to a uid (the checks and their order: commerce/coupons.py).
 -- KEYS[1] batch hash, KEYS[2] batch's users hash (uid -> issued), KEYS[3] batch's issue
 -- keys hash (key -> coupon id), KEYS[4] the new coupon's hash, KEYS[5] a room's ledger
--- stream (read only when ARGV[5] is "1")
+-- stream (read only when ARGV[5] is "1"), KEYS[6] the room's set of issued coupon ids
+-- (written only for a room's batch: the room's end expires its coupons through it)
 -- ARGV[1] uid, ARGV[2] coupon id, ARGV[3] now ms, ARGV[4] issue key ("" for none),
 -- ARGV[5] "1" to append coupon_issued to KEYS[5], ARGV[6] ledger maxlen, ARGV[7] reason
 -- Returns {outcome, coupon id}: ok | replay | not_found | ended | sold_out | limit_reached
@@ -37,6 +38,9 @@ redis.call('HSET', KEYS[4], 'id', ARGV[2], 'batch', b[1], 'uid', ARGV[1], 'title
   'reason', ARGV[7])
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[3], ARGV[4], ARGV[2])
+end
+if b[12] and b[12] ~= '' then
+  redis.call('SADD', KEYS[6], ARGV[2])
 end
 if ARGV[5] == '1' then
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[6], '*', 'type', 'coupon_issued',

@@ -2,6 +2,7 @@
 -- KEYS[1] lottery hash
 -- KEYS[2] room's undrawn-lottery set
 -- KEYS[3] room's ledger stream
+-- KEYS[4] room's set of every lottery id (the room's end expires them through it)
 -- ARGV[1] ledger maxlen (approximate)
 -- ARGV[2 ..] field, value, ... of the record (id, room_id, prize_title, prize_kind,
 --         [prize_fen], winners, cond_kind, [cond_password], [cond_minutes], draw_at,
@@ -17,6 +18,7 @@ for i = 2, #ARGV, 2 do
 end
 redis.call('HSET', KEYS[1], 'status', 'open')
 redis.call('SADD', KEYS[2], rec['id'])
+redis.call('SADD', KEYS[4], rec['id'])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], '*',
   'type', 'lot_created', 'lottery', rec['id'], 'commit', rec['commit'],
   'winners', rec['winners'], 'prize_kind', rec['prize_kind'],

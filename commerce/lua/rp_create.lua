@@ -3,6 +3,7 @@
 -- KEYS[2] shares list
 -- KEYS[3] room's open-packet set
 -- KEYS[4] room's ledger stream
+-- KEYS[5] room's set of every packet id (retention reaches the packets through it)
 -- ARGV[1] ledger maxlen (approximate)
 -- ARGV[2] n: how many ARGV after this one are record fields and values
 -- ARGV[3 .. 2+n] field, value, ... of the record (id, room_id, sender, total_fen, count,
@@ -19,6 +20,9 @@ for i = 3, 2 + n, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 redis.call('HSET', KEYS[1], 'status', 'open')
+if KEYS[5] then
+  redis.call('SADD', KEYS[5], rec['id'])
+end
 -- Pushed in chunks: unpack() of thousands of arguments can exceed Lua's C stack.
 local shares = {}
 for i = 3 + n, #ARGV do

@@ -14,6 +14,8 @@ App({
     apiUrl: 'https://live.example.com',
     wsUrl: 'wss://live.example.com',
     roomId: 'r0521ea7d0b55',
+    // The server's INTERACT_REMINDER_TEMPLATES (subscribe-message template ids, at most 3).
+    reminderTemplates: ['tplStartSoon'],
   },
 
   /** A valid token, from a login shared by every caller while it is under way. */

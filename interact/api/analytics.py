@@ -17,10 +17,17 @@ from aiohttp import web
 
 from interact.api.access import staff_room
 from interact.api.common import body, caller, ctx, json_response, query_int
-from interact.floor.errors import BadRequest, RateLimited
+from interact.floor.errors import BadRequest, Conflict, RateLimited
 from interact.floor.numbers import ascii_int
 from rooms.alerts import AlertRules, check_overrides
-from rooms.audience import CLIENT_EVENTS, MINUTE_MS, WINDOW_MINUTES, analytics, minute_of
+from rooms.audience import (
+    CLIENT_EVENTS,
+    MAX_ITEMS,
+    MINUTE_MS,
+    WINDOW_MINUTES,
+    analytics,
+    minute_of,
+)
 
 routes = web.RouteTableDef()
 
@@ -36,6 +43,10 @@ EVENTS_BURST = 200
 # A retried batch within this long is recognised by its event ids and counted once.
 DEDUPE_TTL_MS = 10 * 60 * 1000
 _EVENT_FIELDS = frozenset({"id", "type", "item", "share_token"})
+# Client events that name a product (``item``: a sale id of the room) and its step.
+ITEM_STEP_OF = {"product_view": "view", "product_click": "click"}
+# Invite figures (growth) copied into the analytics answer.
+INVITE_FIELDS = ("invited_uv", "inviters", "k_factor", "invited_buyers", "invited_gmv_fen")
 
 
 def _token_ok(value: object, max_len: int) -> bool:
@@ -76,6 +87,8 @@ def parse_events(data: dict[str, Any]) -> list[tuple[str, str]]:
             raise BadRequest(
                 f"'{where}.item' must be 1 to {MAX_ITEM_LEN} printable ASCII characters"
             )
+        if "item" in event and kind not in ITEM_STEP_OF:
+            raise BadRequest(f"'{where}.item' belongs to {' and '.join(ITEM_STEP_OF)} only")
         token = event.get("share_token")
         if kind == "share_open" and not _token_ok(token, MAX_SHARE_TOKEN_LEN):
             raise BadRequest(
@@ -105,16 +118,19 @@ async def post_events(request: web.Request) -> web.Response:
             f"(bursts of {EVENTS_BURST})",
             retry_after_ms=decision.retry_after_ms,
         )
+    items = await _check_items(request, room.id, data["events"])
     fresh = await c.engine.audience.claim_events(
         room.id, user.uid, [event_id for event_id, _ in events], DEDUPE_TTL_MS
     )
     recorder = c.hub.recorder
     accepted = 0
-    for (_, kind), new in zip(events, fresh, strict=True):
+    for (_, kind), item, new in zip(events, items, fresh, strict=True):
         if new:
             set_name, counter = CLIENT_EVENTS[kind]
             recorder.mark(room.id, set_name, user.uid, at_ms=now)
             recorder.add(room.id, counter, at_ms=now)
+            if item is not None:
+                recorder.item(room.id, item, ITEM_STEP_OF[kind], user.uid, at_ms=now)
             accepted += 1
     if c.growth is not None:
         # Invite attribution (docs/growth.md): a share_open names the inviter's token.
@@ -124,6 +140,26 @@ async def post_events(request: web.Request) -> web.Response:
     return json_response({"accepted": accepted, "duplicates": len(events) - accepted}, 202)
 
 
+async def _check_items(
+    request: web.Request, room_id: str, raw: list[dict[str, Any]]
+) -> list[str | None]:
+    """Each event's product, checked: a sale of this room, and within the products a room
+    counts (``MAX_ITEMS``): ``BadRequest`` / ``Conflict`` naming the first that is not."""
+    items: list[str | None] = [e.get("item") if e["type"] in ITEM_STEP_OF else None for e in raw]
+    named = set(filter(None, items))
+    if not named:
+        return items
+    c = ctx(request)
+    known = set(await c.engine.audience.items(room_id))
+    for item in sorted(named - known):
+        view = await c.engine.sales.get(item)
+        if view is None or view.sale.room_id != room_id:
+            raise BadRequest(f"'item' {item!r} is not a sale of this room")
+    if len(known | named) > MAX_ITEMS:
+        raise Conflict(f"at most {MAX_ITEMS} products are counted per room")
+    return items
+
+
 @routes.get("/rooms/{room_id}/analytics")
 async def get_analytics(request: web.Request) -> web.Response:
     _, room = await staff_room(request)
@@ -131,10 +167,22 @@ async def get_analytics(request: web.Request) -> web.Response:
     now = int(time.time() * 1000)
     minute = minute_of(now)
     snap = await c.engine.audience.read(room.id, minute - 2 * WINDOW_MINUTES + 1, minute)
+    products = await c.engine.audience.products(room.id)
     online = await c.engine.presence.total(room.id)
     peak = (await c.engine.stats.get(room.id))["peak_online"]
-    figures = analytics(snap, online=online, pcu=max(peak, online), now_minute=minute)
-    return json_response({"room": room.id, "status": room.status.value, "at": now, **figures})
+    figures = analytics(
+        snap, online=online, pcu=max(peak, online), now_minute=minute, products=products
+    )
+    # Invite figures come from growth (docs/growth.md); rooms does not know growth, so
+    # the application layer adds them here. Zero when growth is off.
+    invites: dict[str, Any] = dict.fromkeys(INVITE_FIELDS, 0)
+    invites["k_factor"] = 0.0
+    if c.growth is not None:
+        report = await c.growth.invites.report(room.id)
+        invites = {name: report[name] for name in INVITE_FIELDS}
+    return json_response(
+        {"room": room.id, "status": room.status.value, "at": now, **figures, **invites}
+    )
 
 
 # -- per-minute series ------------------------------------------------------------------

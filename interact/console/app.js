@@ -7,6 +7,7 @@ import { renderWords } from './admin.js';
 import { hush, say } from './notify.js';
 import { renderRoom } from './room.js';
 import { renderRooms } from './rooms.js';
+import { renderWebhooks } from './webhooks.js';
 
 const view = document.getElementById('view');
 let leave = null; // the current view's teardown (sockets, timers)
@@ -58,6 +59,7 @@ async function route() {
   const match = /^#\/rooms\/([A-Za-z0-9_-]{1,64})$/.exec(location.hash);
   if (match) leave = renderRoom(view, match[1], user);
   else if (location.hash === '#/words' && user.role === 'operator') leave = renderWords(view);
+  else if (location.hash === '#/webhooks' && user.role === 'operator') leave = renderWebhooks(view);
   else leave = renderRooms(view, user);
 }
 

@@ -149,6 +149,7 @@ export function renderRooms(view, user) {
         field('rooms.filter', filter, 'inline'),
         h('button', { type: 'button', i18n: 'rooms.refresh', onclick: load }),
         user.role === 'operator' ? h('a', { href: '#/words', i18n: 'words.link' }) : null,
+        user.role === 'operator' ? h('a', { href: '#/webhooks', i18n: 'wh.link' }) : null,
       ),
       h(
         'div',

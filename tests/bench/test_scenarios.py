@@ -4,6 +4,8 @@ check that the ``--json`` document holds the figures; no figure is held to a thr
 
 from __future__ import annotations
 
+import itertools
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from bench.fanout import send_times
 from bench.hist import Latency
 
 pytestmark = pytest.mark.e2e
@@ -66,6 +69,29 @@ def test_fanout_against_every_target(tmp_path: Path) -> None:
             assert lat[key] is not None and lat[key] >= 0, key
         assert one["run"]["missing_viewer_deliveries"] == 0
         assert one["rss_kb"]["per_connection_kb"] is not None
+
+
+def test_fanout_with_poisson_arrivals(tmp_path: Path) -> None:
+    doc = bench(
+        tmp_path, "fanout", "--viewers", "20", "--senders", "2", "--rate", "40",
+        "--duration", "1", "--warmup", "0.3", "--sample", "5", "--drain", "2",
+        "--arrivals", "poisson", "--seed", "7",
+    )  # fmt: skip
+    check_common(doc, "fanout")
+    assert doc["params"]["arrivals"] == "poisson" and doc["params"]["seed"] == 7
+    assert doc["window"]["comments_sent"] > 0 and doc["latency_ms"]["samples"] > 0
+    assert doc["run"]["missing_viewer_deliveries"] == 0
+
+
+def test_poisson_send_times_are_seeded_exponential_gaps() -> None:
+    offsets = list(itertools.islice(send_times("poisson", 50.0, 3), 20001))
+    gaps = [b - a for a, b in itertools.pairwise(offsets)]
+    assert offsets == list(itertools.islice(send_times("poisson", 50.0, 3), 20001))
+    assert offsets != list(itertools.islice(send_times("poisson", 50.0, 4), 20001))
+    assert min(gaps) > 0 and statistics.fmean(gaps) == pytest.approx(0.02, rel=0.03)
+    # Exponential: the standard deviation equals the mean (evenly spaced: 0).
+    assert statistics.pstdev(gaps) == pytest.approx(0.02, rel=0.05)
+    assert list(itertools.islice(send_times("even", 50.0, 3), 4)) == [0.0, 0.02, 0.04, 0.06]
 
 
 def test_join_against_every_target_over_two_processes(tmp_path: Path) -> None:
@@ -173,3 +199,18 @@ def test_histograms_merge_across_processes() -> None:
     s = merged.summary_ms()
     assert s["samples"] == 101
     assert 49 <= s["p50"] <= 52 and 4990 <= s["max"] <= 5010
+
+
+def test_retention_soak_through_the_stores(tmp_path: Path) -> None:
+    doc = bench(
+        tmp_path, "retention", "--rooms", "8", "--comments", "3", "--grabs", "2", "--orders", "2"
+    )
+    assert doc["scenario"] == "retention" and doc["params"]["rooms"] == 8
+    assert doc["correct"]["ok"], doc["correct"]
+    keys = doc["keys"]
+    # Every per-room key got a TTL; the hot ones went, the money ones stayed until theirs.
+    assert keys["without_ttl"] == 0 and keys["hot_ttl"] > 0 and keys["money_ttl"] > 0
+    assert keys["after_hot"] >= keys["money_ttl"] > keys["after_all"]
+    mem = doc["memory"]
+    assert mem["loaded"]["dataset"] > mem["hot_expired"]["dataset"]
+    assert mem["hot_expired"]["dataset"] > mem["all_expired"]["dataset"]

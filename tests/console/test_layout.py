@@ -54,6 +54,10 @@ def test_every_view_is_labelled_and_fits(
     tag = f"{size['width']}x{size['height']}"
     for lang in ("zh", "en"):
         console.open()
+        # The sign-in forms come after the page has asked the server which it offers
+        # (GET /auth/console): wait for the form that answer adds, not for the language
+        # select, which is in the page from the start (a check then saw 2 controls).
+        expect(page.get_by_role("form", name=re.compile("开发登录|Dev login"))).to_be_visible()
         page.get_by_label(re.compile("界面语言|Language")).select_option(lang)
         expect(page.locator("#lang")).to_have_value(lang)
         check(console, f"login-{lang}-{tag}", 8)

@@ -35,9 +35,14 @@ def test_comments_appear_and_a_retract_reaches_the_viewer(
 ) -> None:
     page = console.page
     room = open_room(console, operator, "评论直播间")
-    with ws_viewer(server.base, room["id"], server.token("v1", nick="小明")) as viewer:
-        # The viewer and the console's own connection.
+    with (
+        ws_viewer(server.base, room["id"], server.token("v1", nick="小明")) as viewer,
+        ws_viewer(server.base, room["id"], server.token("v2", nick="小红")),
+    ):
+        # Two viewers; the console's own connection is staff's and not counted
+        # (docs/analytics.md), nor is it a unique viewer.
         expect(page.locator("#stat-online")).to_have_text("2")
+        expect(page.locator("#stat-uv")).to_have_text("2")
         acks = [
             viewer.comment(text, f"c{i}") for i, text in enumerate(["第一条", "第二条", "第三条"])
         ]

@@ -16,6 +16,8 @@ import pytest
 from commerce.ids import new_packet_id, new_sale_id
 from commerce.models import RedPacket, Split
 from commerce.sale_models import Sale
+from growth.alerts import Alert as GrowthAlert
+from growth.alerts import Alerts
 from interact.alerts_setup import AlertEvaluator
 from interact.engine import Engine
 from rooms.alerts import Alert, AlertRules
@@ -247,3 +249,76 @@ async def test_a_stale_holder_writes_nothing(make_engine: MakeEngine) -> None:
     assert await one.round() == [] and h1.hooks == []
     assert [a.rule for a in await two.round()] == ["pay_unavailable"]
     assert len(h2.hooks) == 1
+
+
+async def test_growth_alerts_are_stored_and_told_once_per_quiet_time(
+    make_engine: MakeEngine, kind: str
+) -> None:
+    """growth's hook (reminder setup refused: 47003, 41030) into the alert store, the
+    room's staff and the webhooks, like the rules' alerts; the same errcode again within
+    ``cooldown_s`` is not repeated, even from another process; a disabled rule is silent."""
+    one = await make_engine()
+    # Two processes share the engine on Redis; in memory, one engine is one process.
+    two = one if kind == "memory" else await make_engine()
+    heard = Heard()
+    one.broker.set_handler(heard.on_broker)
+    rid = "remind"
+    await one.rooms.create(Room(rid, "t", anchor="anc9", created_at=1))  # scheduled, not live
+    await one.broker.subscribe(rid)
+    clock = Clock(M0)
+    hooks = [Alerts(), Alerts()]
+    evs = [evaluator(e, clock, heard, holder=f"p{i}") for i, e in enumerate((one, two))]
+    for hook, ev in zip(hooks, evs, strict=True):
+        hook.subscribe(ev.from_growth)
+
+    def refused(errcode: int) -> GrowthAlert:
+        return GrowthAlert("reminder_config", rid, f"WeChat refused ({errcode})", errcode)
+
+    hooks[0].emit(refused(47003))
+    hooks[1].emit(refused(47003))  # the same, from the other process
+    hooks[1].emit(refused(41030))
+    for ev in evs:
+        await ev.close()  # awaits what the hook started
+    stored = await two.alerts.alerts(rid)
+    assert sorted((a.rule, a.subject, a.state, a.severity) for a in stored) == [
+        ("reminder_config", "41030", "raised", "warning"),
+        ("reminder_config", "47003", "raised", "warning"),
+    ]
+    assert len({a.id for a in stored}) == 2
+    await heard_until(heard, 2)
+    assert sorted(m["subject"] for m in heard.staff) == ["41030", "47003"]
+    assert all(m["uids"] == ["anc9"] and m["to"] == ["operator"] for m in heard.staff)
+    assert sorted((h[0], h[1]) for h in heard.hooks) == sorted(("raised", a.id) for a in stored)
+    # Disabled for the room: stored nowhere, told to nobody.
+    await one.alerts.set_rules(rid, {"disabled": ["reminder_config"]})
+    assert await evs[0].notice(refused(40037)) is None
+    assert len(await one.alerts.alerts(rid)) == 2
+    # A room with no quiet time: the same errcode is raised again, as a new alert.
+    await one.rooms.create(Room("remind2", "t", anchor="anc9", created_at=1))
+    await one.alerts.set_rules("remind2", {"cooldown_s": 0})
+    first = await evs[0].notice(GrowthAlert("reminder_config", "remind2", "m", 47003))
+    assert first is not None
+    deadline = time.monotonic() + 5
+    again = await evs[1].notice(GrowthAlert("reminder_config", "remind2", "m", 47003))
+    while again is None:  # the Redis quiet marker lives at least a millisecond
+        assert time.monotonic() < deadline
+        again = await evs[1].notice(GrowthAlert("reminder_config", "remind2", "m", 47003))
+    assert again.id != first.id
+    assert [a.id for a in await one.alerts.alerts("remind2")] == [again.id, first.id]
+    # An unknown kind is dropped, not stored.
+    assert await evs[0].notice(GrowthAlert("nope", rid, "x")) is None
+
+
+async def test_alert_store_notice_is_quiet_within_its_time(engine: Engine) -> None:
+    from rooms.alerts import notice_alert
+
+    store = engine.alerts
+    first = notice_alert("q", "reminder_config", "47003", "m", 1, "a")
+    assert await store.notice("q", first, 60_000)
+    assert not await store.notice(
+        "q", notice_alert("q", "reminder_config", "47003", "m", 2, "b"), 60_000
+    )
+    other = notice_alert("q", "reminder_config", "41030", "m", 3, "c")
+    assert await store.notice("q", other, 60_000)
+    assert [a.id for a in await store.alerts("q")] == [other.id, first.id]
+    assert [a.id for a in await store.alerts("q", active_only=True)] == [other.id, first.id]

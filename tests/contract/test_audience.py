@@ -8,7 +8,16 @@ import time
 import pytest
 
 from interact.engine import Engine
-from rooms.audience import COUNTERS, PAIRS, SETS, Batch, new_key, pair_key
+from rooms.audience import (
+    COUNTERS,
+    MAX_ITEMS,
+    PAIRS,
+    SETS,
+    AudienceRecorder,
+    Batch,
+    new_key,
+    pair_key,
+)
 from tests.contract.conftest import MakeEngine
 
 M = 29_000_000  # a minute number (Unix minutes)
@@ -148,12 +157,71 @@ async def test_retain_moves_every_key_s_expiry_to_the_end_plus_retention(
     engine = await make_engine()
     a = engine.audience
     marks = {"watch": ("u1",), "like": ("u1",)}
-    await a.record([Batch("r", M + m, marks, {"likes": 1}) for m in range(3)])
+    items = {"s1": {"view": ("u1",), "click": ("u1",)}}
+    await a.record(
+        [Batch("r", M + m, marks, {"likes": 1}, items, {"s1": {"view": 1}}) for m in range(3)]
+    )
     await a.sample("r", M + 1, 3)
     until = int(time.time() * 1000) + 3_600_000
     await a.retain("r", M, M + 2, until)
     client = new_redis_client()  # type: ignore[operator]
     keys = [k async for k in client.scan_iter(match=f"{redis_prefix}an:{{r}}:*")]
-    assert len(keys) == 1 + 2 + 3  # totals, two bitmaps, three minutes
+    # totals, two bitmaps, three minutes; the products' set, counters and two bitmaps
+    assert len(keys) == 1 + 2 + 3 + 2 + 2
     for key in keys:
         assert abs(await client.pexpiretime(key) - until) <= 1, key
+
+
+def _item_batch(room: str, item: str, steps: dict[str, tuple[str, ...]], fen: int = 0) -> Batch:
+    """What the recorder hands over for these product steps (one per uid and step)."""
+    rec = AudienceRecorder(clock=lambda: M * 60_000)
+    for step, uids in steps.items():
+        for uid in uids:
+            rec.item(room, item, step, uid, fen)
+    (batch,) = rec.take()
+    return batch
+
+
+async def test_products_are_counted_per_sale_with_exact_uv(engine: Engine) -> None:
+    a = engine.audience
+    assert await a.products("r") == {} and await a.items("r") == []
+    await a.record(
+        [
+            _item_batch("r", "s1", {"view": ("a", "b", "c", "a"), "click": ("a", "b")}),
+            _item_batch("r", "s1", {"view": ("c", "d"), "click": ("b",)}),
+            _item_batch("r", "s1", {"order": ("a", "a")}, 300),
+            _item_batch("r", "s1", {"paid": ("a",)}, 300),
+            _item_batch("r", "s2", {"view": ("a",)}),
+            _item_batch("other", "s1", {"view": ("z",)}),
+        ]
+    )
+    got = await a.products("r")
+    assert sorted(got) == ["s1", "s2"] == await a.items("r")
+    s1 = got["s1"]
+    # The recorder keeps one mark per uid and step per batch but counts every event.
+    assert dict(s1.uv) == {"view": 4, "click": 2, "order": 1, "paid": 1}
+    assert dict(s1.counts) == {"view": 6, "click": 3, "order": 2, "order_fen": 600, "paid": 1,
+                               "gmv_fen": 300}  # fmt: skip
+    assert dict(got["s2"].uv) == {"view": 1, "click": 0, "order": 0, "paid": 0}
+    assert dict((await a.products("other"))["s1"].uv)["view"] == 1
+    # The room-level figures are untouched by product steps.
+    assert dict((await a.read("r", M, M)).uv) == dict.fromkeys(SETS, 0)
+
+
+async def test_a_room_counts_at_most_max_items_products(engine: Engine) -> None:
+    a = engine.audience
+    first = [_item_batch("r", f"s{i}", {"view": ("u",)}) for i in range(MAX_ITEMS)]
+    await a.record(first)
+    extra = _item_batch("r", "late", {"view": ("u", "v"), "click": ("u",)})
+    await a.record([extra, _item_batch("r", "s0", {"view": ("v",)})])
+    got = await a.products("r")
+    assert len(got) == MAX_ITEMS and "late" not in got
+    assert got["s0"].uv["view"] == 2  # a product already counted goes on being counted
+
+
+async def test_unknown_product_steps_are_refused(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="unknown product step"):
+        await engine.audience.record([Batch("r", M, item_marks={"s1": {"nope": ("u",)}})])
+    with pytest.raises(ValueError, match="bad product counter"):
+        await engine.audience.record([Batch("r", M, item_counts={"s1": {"view": -1}})])
+    assert await engine.audience.products("r") == {}

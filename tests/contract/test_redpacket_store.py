@@ -529,6 +529,7 @@ async def test_redis_keys_carry_the_room_hash_tag(
     finally:
         await client.aclose()
     per_room = [k for k in keys if k != f"{redis_prefix}rp-due"]
-    # record, shares, claims, order, eligible, the room's open set and its ledger
-    assert len(per_room) == 7, keys
+    # record, shares, claims, order, eligible, the room's open and all-packets sets (the
+    # latter for retention) and its ledger
+    assert len(per_room) == 8, keys
     assert all(k.count("{") == 1 and "{r1}" in k for k in per_room), keys

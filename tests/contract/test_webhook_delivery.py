@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ import pytest
 from commerce.keys import CommerceKeys
 from interact.engine import Engine, connect_redis
 from interact.floor.errors import BadRequest
+from interact.webhooks_sender import Sender
 from tests.contract.conftest import MakeEngine, _url_of
 from tests.fakes.webhook_receiver import Receiver
 from webhooks.events import EVENT_TYPES
@@ -23,7 +25,6 @@ from webhooks.feed_redis import RedisLedgerFeed
 from webhooks.keys import WebhookKeys
 from webhooks.models import DeliveryStatus, EndpointStatus
 from webhooks.schedule import RETRY_DELAYS_S
-from webhooks.sender import Sender
 from webhooks.service import WebhookService
 from webhooks.store_memory import MemoryWebhookStore
 from webhooks.store_redis import RedisWebhookStore
@@ -453,3 +454,107 @@ async def test_room_transitions_write_their_ledger_event_in_the_same_step(
         ("room.started", rig.clock.now),
         ("room.ended", rig.clock.now + 3),
     ]
+
+
+async def test_the_cached_endpoint_list_follows_changes_made_elsewhere(
+    rig: Rig, receiver: Receiver
+) -> None:
+    endpoint_id = await register(rig, receiver, ("order.paid",))
+    await rig.ledger({"type": "order_paid", **order(1), "transaction_id": "t1"})
+    await rig.settle()
+    assert len(receiver.unique) == 1
+    # Another process disables it (through the store, not this service): the next round
+    # sees it although this service holds the list cached.
+    record = await rig.service.store.get_endpoint(endpoint_id)
+    assert record is not None
+    await rig.service.store.put_endpoint(record.evolve(status=EndpointStatus.DISABLED))
+    await rig.ledger({"type": "order_paid", **order(2), "transaction_id": "t2"})
+    await rig.settle()
+    assert len(receiver.unique) == 1
+    await rig.service.store.put_endpoint(record)
+    await rig.ledger({"type": "order_paid", **order(3), "transaction_id": "t3"})
+    await rig.settle()
+    assert sorted(r.payload["data"]["order"] for r in receiver.unique.values()) == [
+        f"{ROOM}.od1",
+        f"{ROOM}.od3",
+    ]
+
+
+async def test_an_idle_feed_wakes_on_the_next_entry_of_any_room(rig: Rig, kind: str) -> None:
+    feed: Any = rig.service.feed
+    # More rooms than one non-blocking read names: the blocking read covers them all.
+    rooms = [ROOM, *(f"rwhidle{i:05d}" for i in range(250))]
+    await feed.pull(rooms, 100)  # groups made, nothing pending
+    if not feed.blocks:  # memory and cluster: the service polls instead
+        assert kind != "redis"
+        t0 = time.monotonic()
+        assert await feed.pull(rooms, 100, 3000) == []
+        assert time.monotonic() - t0 < 1.0
+        return
+    client = feed._r
+    pulled = asyncio.create_task(feed.pull(rooms, 100, 10_000))
+    deadline = time.monotonic() + 5
+    while not any(
+        "b" in c.get("flags", "") and c.get("cmd") == "xreadgroup"
+        for c in await client.client_list()
+    ):
+        assert time.monotonic() < deadline, "the feed never blocked"
+        await asyncio.sleep(0.01)
+    t0 = time.monotonic()
+    entry_id = await rig.engine.ledger.append(rooms[-1], {"type": "order_paid", **order(9)})
+    got = await asyncio.wait_for(pulled, 5)
+    assert [(room, eid) for room, eid, _ in got] == [(rooms[-1], entry_id)]
+    assert time.monotonic() - t0 < 2.0  # woken, not timed out at 10 s
+    await feed.ack(rooms[-1], [entry_id])
+
+
+async def test_the_sender_reads_at_most_64_kb_and_follows_no_redirect() -> None:
+    from aiohttp import web
+
+    async def big(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=200, body=b"x" * (8 * 1024 * 1024))
+
+    async def moved(request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"location": "/big"})
+
+    app = web.Application()
+    app.router.add_post("/big", big)
+    app.router.add_post("/moved", moved)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    sender = Sender(allow_http=True, allow_private=True, timeout=5)
+    try:
+        got = await sender.send("e1", f"http://127.0.0.1:{port}/big", {}, b"{}")
+        assert (got.status, got.error) == (200, "")
+        got = await sender.send("e1", f"http://127.0.0.1:{port}/moved", {}, b"{}")
+        assert got.status == 302  # reported, not followed (a 3xx fails the attempt)
+        got = await sender.send("e1", f"http://127.0.0.1:{port}/big", {}, b"{}")
+        assert got.status == 200  # the pool is usable after a cut answer
+    finally:
+        await sender.close()
+        await runner.cleanup()
+
+
+async def test_a_ledger_stream_deleted_under_the_group_is_followed_again(
+    redis_url: str, redis_prefix: str
+) -> None:
+    client, pipe = connect_redis(redis_url)
+    keys = CommerceKeys(redis_prefix)
+    feed = RedisLedgerFeed(client, keys.ledger, "c1")
+    try:
+        first = await client.xadd(keys.ledger(ROOM), {"type": "order_paid", "n": "1"})
+        [(_, got, _)] = await feed.pull([ROOM], 10)
+        assert got == first.decode()
+        await client.delete(keys.ledger(ROOM))  # the room's keys dropped under the group
+        with pytest.raises(Exception, match="NOGROUP"):
+            await feed.pull([ROOM], 10)
+        again = await client.xadd(keys.ledger(ROOM), {"type": "order_paid", "n": "2"})
+        assert [e for _, e, _ in await feed.pull([ROOM], 10)] == [again.decode()]
+    finally:
+        if pipe is not None:
+            await pipe.close()
+        await client.aclose()

@@ -75,6 +75,36 @@ async def test_endpoints_cap_update_delete(make_store: MakeStore) -> None:
     assert await store.claim("wh1", 10**6, 10**7, 10) == []
 
 
+async def test_every_endpoint_change_moves_the_version(make_store: MakeStore) -> None:
+    store, other = make_store(), make_store()  # other: a second process
+    v0, listed = await other.versioned_endpoints()
+    assert listed == [] and await other.endpoints_version() == v0
+    assert await store.add_endpoint(endpoint("wh1"), max_endpoints=1)
+    v1, listed = await other.versioned_endpoints()
+    assert v1 != v0 and [e.id for e in listed] == ["wh1"]
+    assert not await store.add_endpoint(endpoint("wh2"), max_endpoints=1)  # refused
+    assert await other.endpoints_version() == v1
+    assert await store.put_endpoint(endpoint("wh1").evolve(failing_since=7))
+    v2, listed = await other.versioned_endpoints()
+    assert v2 not in (v0, v1) and listed[0].failing_since == 7
+    assert await store.delete_endpoint("wh1")
+    v3, listed = await other.versioned_endpoints()
+    assert v3 not in (v0, v1, v2) and listed == []
+    assert not await store.delete_endpoint("wh1") and not await store.put_endpoint(endpoint())
+    assert await other.endpoints_version() == v3
+
+
+async def test_finish_with_the_subject_given_moves_the_chain(make_store: MakeStore) -> None:
+    store = make_store()
+    await store.enqueue(delivery("wh1", "e1"))
+    await store.enqueue(delivery("wh1", "e2"))
+    [head] = await store.claim("wh1", 100, 1100, 10)
+    assert await store.finish(head.id, attempt(150, 204), Verdict.SUCCEEDED, None, head.subject)
+    assert not await store.finish(head.id, attempt(151, 204), Verdict.SUCCEEDED, None, "o1")
+    [nxt] = await store.claim("wh1", 150, 1150, 10)
+    assert nxt.event_id == "e2"
+
+
 async def test_enqueue_is_idempotent_and_chains_keep_order(make_store: MakeStore) -> None:
     store = make_store()
     assert await store.enqueue(delivery("wh1", "e1"))

@@ -208,3 +208,49 @@ async def test_a_killed_process_s_rooms_are_taken_over_within_seconds(
     assert [(a["id"], a["subject"]) for a in listed] == [(f"{rid}.2", second), (f"{rid}.1", first)]
     await staff.close()
     await grabber.close()
+
+
+async def test_a_reminder_setup_error_reaches_staff_and_the_alert_list(
+    servers: Any, session: aiohttp.ClientSession
+) -> None:
+    """growth's hook into the alerts: WeChat refuses the pre-live reminder's page (41030,
+    from the fake WeChat), and the room's staff hear a ``reminder_config`` alert before
+    the room is live; a viewer does not; ``/alerts`` lists it."""
+    from tests.fakes.wechat import FakeWeChat
+
+    async with FakeWeChat() as fake:
+        fake.subscribe_templates["tpl-start"] = {"thing1": "thing", "time2": "time"}
+        # The configured page is not one the mini-program has: 41030 on every send.
+        server: ServerProcess = servers(env={
+            "INTERACT_WECHAT_APPID": fake.appid,
+            "INTERACT_WECHAT_SECRET": fake.secret,
+            "INTERACT_WECHAT_API_BASE": fake.base_url or "",
+            "INTERACT_REMINDER_TEMPLATES": "tpl-start",
+            "INTERACT_REMINDER_PAGE": "pages/gone/gone",
+            "INTERACT_REMINDER_LEAD": "58",
+            "INTERACT_REMINDER_POLL": "0.1",
+        })  # fmt: skip
+        op = Api(session, server.base, server.token("ops", "operator"))
+        start = int(time.time() * 1000) + 61_000  # the lead reminder is due in ~3 s
+        status, room = await op.call(
+            "POST", "/api/v1/rooms", {"title": "soon", "scheduled_at": start}
+        )
+        assert status == 201, room
+        rid = room["id"]
+        staff, _ = await connect(session, server.base, rid, server.token("ops", "operator"))
+        viewer, _ = await connect(session, server.base, rid, server.token("o_v1"))
+        fake.grant_subscribe("o_v1", "tpl-start", 1)
+        status, sub = await Api(session, server.base, server.token("o_v1")).call(
+            "POST", f"/api/v1/rooms/{rid}/subscriptions", {"templates": ["tpl-start"]}
+        )
+        assert status == 201, sub
+        msg = await staff.next("alert", timeout=20)
+        assert (msg["rule"], msg["subject"], msg["state"], msg["severity"]) == (
+            "reminder_config", "41030", "raised", "warning",
+        )  # fmt: skip
+        assert msg["id"].startswith(f"{rid}.reminder_config.41030.") and "uids" not in msg
+        listed = await alerts_of(op, rid, 1)
+        assert [(a["id"], a["rule"]) for a in listed] == [(msg["id"], "reminder_config")]
+        assert (await op.call("POST", f"/api/v1/rooms/{rid}/messages", {"text": "x"}))[0] == 201
+        await viewer.next("dm")
+        assert not [m for m in drained(viewer) if m.get("t") == "alert"]

@@ -11,14 +11,17 @@ from hypothesis import strategies as st
 
 from rooms.audience import (
     COUNTERS,
+    ITEM_STEPS,
     MINUTE_MS,
     SETS,
     AudienceRecorder,
+    ItemSnapshot,
     Snapshot,
     analytics,
     div_round,
     minute_of,
     new_key,
+    products_view,
     ratio,
     window_ranges,
     window_sum,
@@ -146,3 +149,76 @@ def test_the_dashboard_formulas(gmv: int, pv: int, uv: int, watch_ms: int, now: 
     assert (cur["watch_pv"], cur["gmv_fen"], cur["new_watch_uv"]) == (pv, gmv, uv)
     assert cur["gpm_fen"] == f["gpm_fen"]
     assert f["last_10_min"]["change"]["watch_pv"] is None  # nothing the ten before
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["s1", "s2"]),
+            st.sampled_from(ITEM_STEPS),
+            st.sampled_from(["a", "b", "c"]),
+            st.integers(0, 500),
+        ),
+        max_size=40,
+    )
+)
+def test_the_recorder_hands_over_every_product_step(
+    ops: list[tuple[str, str, str, int]],
+) -> None:
+    rec = AudienceRecorder(clock=lambda: T0)
+    want: Counter[tuple[str, str]] = Counter()
+    members: dict[tuple[str, str], set[str]] = {}
+    for item, step, uid, fen in ops:
+        rec.item("r", item, step, uid, fen)
+        want[(item, step)] += 1
+        money = {"order": "order_fen", "paid": "gmv_fen"}.get(step)
+        if money:
+            want[(item, money)] += fen
+        members.setdefault((item, step), set()).add(uid)
+    batches = rec.take()
+    assert len(batches) == (1 if ops else 0)
+    got: Counter[tuple[str, str]] = Counter()
+    got_members: dict[tuple[str, str], set[str]] = {}
+    for b in batches:
+        assert not b.marks and not b.counts  # the room-level figures are not touched
+        for item, counts in b.item_counts.items():
+            got.update({(item, name): n for name, n in counts.items()})
+        for item, steps in b.item_marks.items():
+            for step, uids in steps.items():
+                got_members[(item, step)] = set(uids)
+    assert +got == +want
+    assert got_members == members
+
+
+def test_the_recorder_refuses_unknown_product_steps_and_negative_money() -> None:
+    rec = AudienceRecorder()
+    with pytest.raises(ValueError, match="unknown product step"):
+        rec.item("r", "s1", "nope", "u")
+    with pytest.raises(ValueError, match="must not go down"):
+        rec.item("r", "s1", "paid", "u", -1)
+    assert rec.take() == []
+
+
+def test_each_product_s_funnel_and_its_order() -> None:
+    products = {
+        "s1": ItemSnapshot(
+            {"view": 9, "click": 4, "order": 3, "order_fen": 900, "paid": 2, "gmv_fen": 600},
+            {"view": 8, "click": 4, "order": 2, "paid": 1},
+        ),
+        "s0": ItemSnapshot({"view": 1}, {"view": 1}),
+        "s2": ItemSnapshot({"paid": 1, "gmv_fen": 5000}, {"paid": 1}),
+    }
+    views = products_view(products)
+    assert [v["item"] for v in views] == ["s2", "s1", "s0"]  # GMV first, then the id
+    s1 = views[1]
+    assert (s1["view_pv"], s1["view_uv"], s1["click_uv"], s1["click_rate"]) == (9, 8, 4, 0.5)
+    assert (s1["orders"], s1["order_uv"], s1["order_fen"], s1["click_order_rate"]) == (
+        3, 2, 900, 0.5,
+    )  # fmt: skip
+    assert (s1["paid_orders"], s1["buyer_uv"], s1["gmv_fen"], s1["order_pay_rate"]) == (
+        2, 1, 600, 0.5,
+    )  # fmt: skip
+    assert views[2]["click_rate"] == 0.0 and views[0]["order_pay_rate"] == 0.0
+    snap = Snapshot(totals={}, uv={}, pairs={}, minutes={})
+    assert analytics(snap, online=0, pcu=0, now_minute=1, products=products)["products"] == views
+    assert analytics(snap, online=0, pcu=0, now_minute=1)["products"] == []

@@ -174,10 +174,13 @@ async def test_prepay_sends_a_signed_order(client: WeChatPayClient, fake: FakeWe
 
 
 async def test_prepay_is_idempotent_per_out_trade_no(client: WeChatPayClient) -> None:
-    first = await prepay(client)
-    assert await prepay(client) == first
+    # One deadline for all three: time_expire is in whole seconds, and two deadlines taken
+    # on either side of a second's boundary would be two different bodies.
+    expire = deadline_ms()
+    first = await client.prepay("T20240001", "秒杀 · 商品", 990, OPENID, expire)
+    assert await client.prepay("T20240001", "秒杀 · 商品", 990, OPENID, expire) == first
     with pytest.raises(PayError) as caught:
-        await prepay(client, fen=1)
+        await client.prepay("T20240001", "秒杀 · 商品", 1, OPENID, expire)
     assert (caught.value.status, caught.value.code) == (403, "OUT_TRADE_NO_USED")
 
 

@@ -16,14 +16,38 @@ export type {
   NetworkStatus,
   RequestOptions,
   RequestPaymentOptions,
+  RequestSubscribeMessageOptions,
   RequestSuccess,
   RequestTask,
   SocketTask,
   WxHttp,
   WxLike,
 } from "./wx";
-export { ApiError, buy, cancelOrder, FINAL_STATUSES, getOrder, login, pay, REST_CODES, tokenExpiry } from "./rest";
-export type { BuyOptions, LoginOptions, Order, OrderOptions, PayOptions, RestOptions, Session } from "./rest";
+export {
+  ApiError,
+  buy,
+  cancelOrder,
+  FINAL_STATUSES,
+  getOrder,
+  login,
+  pay,
+  REST_CODES,
+  shareToken,
+  subscribe,
+  tokenExpiry,
+} from "./rest";
+export type {
+  BuyOptions,
+  LoginOptions,
+  Order,
+  OrderOptions,
+  PayOptions,
+  RestOptions,
+  RoomCallOptions,
+  Session,
+  SubscribeOptions,
+  Subscription,
+} from "./rest";
 export { backoffDelay } from "./backoff";
 export { onComment, onWelcome, recoveryQuery, START } from "./order";
 export type { Cursor } from "./order";

@@ -60,9 +60,18 @@ export class ApiError extends InteractError {
  * `bad_answer` (an answer the SDK cannot read), `login_failed` (`wx.login` failed),
  * `pay_cancelled` (the user closed the cashier: the order stays reserved),
  * `pay_failed` (`wx.requestPayment` failed otherwise), `timeout` (paid, but the server had
- * not confirmed it by the deadline: poll `getOrder` later).
+ * not confirmed it by the deadline: poll `getOrder` later), `subscribe_failed`
+ * (`wx.requestSubscribeMessage` failed: not from a tap, or the user's switch is off).
  */
-export const REST_CODES = ["network", "bad_answer", "login_failed", "pay_cancelled", "pay_failed", "timeout"] as const;
+export const REST_CODES = [
+  "network",
+  "bad_answer",
+  "login_failed",
+  "pay_cancelled",
+  "pay_failed",
+  "timeout",
+  "subscribe_failed",
+] as const;
 
 /** Statuses an order does not leave on its own (a refund is an operator's later act). */
 export const FINAL_STATUSES = ["paid", "cancelled", "expired", "paid_late", "refunded"] as const;
@@ -101,6 +110,24 @@ export interface PayOptions extends OrderOptions {
 export interface BuyOptions extends PayOptions {
   /** The reservation's Idempotency-Key (default: a new random key for this call). */
   idempotencyKey?: string;
+}
+
+export interface RoomCallOptions extends OrderOptions {
+  roomId: string;
+}
+
+export interface SubscribeOptions extends RoomCallOptions {
+  /** The template ids to ask for (the server's `reminder_templates`; at most 3 per ask). */
+  templateIds: string[];
+}
+
+export interface Subscription {
+  /** The templates the user accepted now: one message credit each, reported to the server. */
+  accepted: string[];
+  /** WeChat's answer per template id: `accept`, `reject`, `ban` or `filter`. */
+  answers: Record<string, string>;
+  /** The credits the server holds for the user in this room per template (null: none asked). */
+  credits: Record<string, number> | null;
 }
 
 interface Answer {
@@ -192,6 +219,69 @@ export async function getOrder(orderId: string, options: OrderOptions): Promise<
     http.send({ method: "GET", path: orderPath(orderId), token: await options.getToken() }),
   );
   return asOrder(expectOk(answer, 200), answer.status);
+}
+
+/**
+ * A share token of the caller for a room (`POST /api/v1/rooms/{id}/share-tokens`), to put
+ * in the path `onShareAppMessage` returns, e.g. `/pages/room/room?roomId=…&inv=TOKEN`.
+ * Opens through it are attributed to the caller (never the share itself: WeChat reports no
+ * share). The server keeps a few per user and room, so asking again is cheap.
+ */
+export async function shareToken(options: RoomCallOptions): Promise<string> {
+  const http = new Http(options);
+  const answer = await http.retrying(async () =>
+    http.send({ method: "POST", path: roomPath(options.roomId, "/share-tokens"), token: await options.getToken() }),
+  );
+  const body = expectOk(answer, answer.status === 200 ? 200 : 201);
+  if (typeof body.token !== "string") throw new ApiError("bad_answer", "no token in the answer", { status: answer.status });
+  return body.token;
+}
+
+/**
+ * Asks the user for pre-live reminders: `wx.requestSubscribeMessage({tmplIds})` (call it
+ * from a tap: the platform refuses otherwise), then reports the accepted template ids to
+ * `POST /api/v1/rooms/{id}/subscriptions`, where each is one message credit. Nothing is
+ * sent when none was accepted. A report whose answer was lost is sent again: a credit too
+ * many costs one refused send (WeChat's 43101, which clears it), a credit lost costs the
+ * user a reminder they asked for.
+ */
+export async function subscribe(options: SubscribeOptions): Promise<Subscription> {
+  const http = new Http(options);
+  const answers = await requestSubscribe(http.wx, options.templateIds);
+  const accepted = options.templateIds.filter((id) => answers[id] === "accept");
+  if (accepted.length === 0) return { accepted, answers, credits: null };
+  const answer = await http.retrying(async () =>
+    http.send({
+      method: "POST",
+      path: roomPath(options.roomId, "/subscriptions"),
+      token: await options.getToken(),
+      data: { templates: accepted },
+    }),
+  );
+  const body = expectOk(answer, answer.status === 200 ? 200 : 201);
+  const credits = typeof body.credits === "object" && body.credits !== null ? body.credits : {};
+  return { accepted, answers, credits: credits as Record<string, number> };
+}
+
+function requestSubscribe(wx: WxHttp, tmplIds: string[]): Promise<Record<string, string>> {
+  if (!wx.requestSubscribeMessage) {
+    return Promise.reject(new ApiError("subscribe_failed", "this wx has no requestSubscribeMessage"));
+  }
+  return new Promise((resolve, reject) => {
+    wx.requestSubscribeMessage?.({
+      tmplIds,
+      success: (res) => {
+        const answers: Record<string, string> = {};
+        for (const id of tmplIds) if (typeof res[id] === "string") answers[id] = res[id];
+        resolve(answers);
+      },
+      fail: ({ errMsg }) => reject(new ApiError("subscribe_failed", errMsg)),
+    });
+  });
+}
+
+function roomPath(roomId: string, action: string): string {
+  return `${API}/rooms/${encodeURIComponent(roomId)}${action}`;
 }
 
 async function payWith(http: Http, orderId: string, options: PayOptions): Promise<Order> {

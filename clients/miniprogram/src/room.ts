@@ -106,6 +106,13 @@ export interface RoomOptions {
   backoffBaseMs?: number;
   backoffCapMs?: number;
   random?: () => number;
+  /**
+   * The share token the room was opened with (the `inv` of the share path, from
+   * `shareToken()` of whoever shared it). Sent as `inv=` until the first welcome, never on
+   * a reconnect: attribution is first touch and counts opens, and a reconnect is the same
+   * open, not a new one (docs/growth.md).
+   */
+  inviteToken?: string;
 }
 
 export interface Room {
@@ -148,7 +155,8 @@ class RoomConnection implements Room {
   state: RoomState = "connecting";
   welcome: Welcome | null = null;
 
-  private readonly opts: Required<Omit<RoomOptions, "wx">>;
+  private readonly opts: Required<Omit<RoomOptions, "wx" | "inviteToken">>;
+  private readonly inviteToken: string | undefined;
   private readonly wx: WxLike;
   private readonly handlers = new Map<RoomEvent, Set<Handler>>();
   private readonly pending = new Map<number, Pending>();
@@ -188,6 +196,8 @@ class RoomConnection implements Room {
       backoffCapMs: options.backoffCapMs ?? 20000,
       random: options.random ?? Math.random,
     };
+    // Only a token that can be one: a mangled share path must not cost the viewer a 400.
+    this.inviteToken = /^[A-Za-z0-9_-]{16}$/.test(options.inviteToken ?? "") ? options.inviteToken : undefined;
     this.wx.onAppHide?.(this.lifecycle.hide);
     this.wx.onAppShow?.(this.lifecycle.show);
     this.wx.onNetworkStatusChange?.(this.lifecycle.network);
@@ -309,6 +319,8 @@ class RoomConnection implements Room {
     const url =
       `${o.url}/ws?room=${encodeURIComponent(o.roomId)}&token=${encodeURIComponent(token)}` +
       (o.codec === "msgpack" ? "&codec=msgpack" : "") +
+      // Until a welcome has come, no connection has opened the room yet: keep trying it.
+      (this.inviteToken !== undefined && this.welcome === null ? `&inv=${this.inviteToken}` : "") +
       recoveryQuery(this.cursor);
     const task = this.wx.connectSocket({ url, tcpNoDelay: true, timeout: o.connectTimeoutMs });
     this.task = task;

@@ -97,11 +97,23 @@ export interface RequestPaymentOptions {
   complete?: (res: { errMsg: string }) => void;
 }
 
-/** The slice of `wx` the REST helpers (`login`, `buy`) use. */
+/**
+ * `wx.requestSubscribeMessage`: the user's answer per template id, `accept`, `reject`,
+ * `ban` (the template was banned) or `filter` (filtered by the platform), beside `errMsg`.
+ */
+export interface RequestSubscribeMessageOptions {
+  tmplIds: string[];
+  success?: (res: { errMsg: string; [tmplId: string]: string }) => void;
+  fail?: (res: { errMsg: string; errCode?: number }) => void;
+  complete?: (res: { errMsg: string }) => void;
+}
+
+/** The slice of `wx` the REST helpers (`login`, `buy`, `subscribe`) use. */
 export interface WxHttp {
   request(options: RequestOptions): RequestTask;
   login?(options: WxLoginOptions): void;
   requestPayment?(options: RequestPaymentOptions): void;
+  requestSubscribeMessage?(options: RequestSubscribeMessageOptions): void;
 }
 
 declare const wx: (WxLike & WxHttp) | undefined;

@@ -10,6 +10,7 @@ import type {
   NetworkStatus,
   RequestOptions,
   RequestPaymentOptions,
+  RequestSubscribeMessageOptions,
   RequestSuccess,
   RequestTask,
   SocketCallbacks,
@@ -159,6 +160,9 @@ export interface RequestFault {
 }
 
 export type PayBehaviour = "succeed" | "cancel" | "fail";
+
+/** The user's answer to one template of a subscribe dialog (`ban`: the template is banned). */
+export type SubscribeAnswer = "accept" | "reject" | "ban";
 
 export class WxShim implements WxLike, WxHttp {
   readonly tasks: ShimTask[] = [];
@@ -393,6 +397,30 @@ export class WxShim implements WxLike, WxHttp {
         (err: Error) => end(false, `requestPayment:fail ${err.message}`),
       );
     }
+  }
+
+  /** What the user answers per template id in the subscribe dialog (default `accept`). */
+  subscribeAnswers: Record<string, SubscribeAnswer> = {};
+  /** Set: the dialog fails instead (not from a tap, or the main switch is off). */
+  subscribeFailure: string | null = null;
+  readonly subscribeAsks: string[][] = [];
+
+  /** wx.requestSubscribeMessage: one answer per template id, as the dialog gives them. */
+  requestSubscribeMessage(options: RequestSubscribeMessageOptions): void {
+    this.subscribeAsks.push([...options.tmplIds]);
+    const failure = this.subscribeFailure;
+    setImmediate(() => {
+      if (failure !== null) {
+        const res = { errMsg: `requestSubscribeMessage:fail ${failure}`, errCode: 20004 };
+        options.fail?.(res);
+        options.complete?.(res);
+        return;
+      }
+      const res: { errMsg: string; [tmplId: string]: string } = { errMsg: "requestSubscribeMessage:ok" };
+      for (const id of options.tmplIds) res[id] = this.subscribeAnswers[id] ?? "accept";
+      options.success?.(res);
+      options.complete?.(res);
+    });
   }
 
   get last(): ShimTask {

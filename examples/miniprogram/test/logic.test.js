@@ -192,3 +192,25 @@ test('setData gets only the keys that changed', () => {
   const c = logic.tapLike(b, 1);
   assert.deepEqual(logic.changes(b, c), { likes: 1 });
 });
+
+test('a share path carries the viewer\'s own token; an opened one is read back only when well formed', () => {
+  const s = logic.welcome(logic.initialState(), welcomeMsg(), T0);
+  const token = 'Ab-_0123456789xY';
+  const msg = logic.shareMessage(s, 'r1', token);
+  assert.deepEqual(msg, { title: '新品首发', path: '/pages/room/room?roomId=r1&inv=Ab-_0123456789xY' });
+  // The invitee's page gets the path's query in onLoad, and passes the token to createRoom.
+  const query = Object.fromEntries(new URLSearchParams(msg.path.split('?')[1]));
+  assert.deepEqual(query, { roomId: 'r1', inv: token });
+  assert.equal(logic.inviteOf(query), token);
+  // No token yet (the request is still out, or failed): a plain share, still working.
+  assert.deepEqual(logic.shareMessage(logic.initialState(), 'r 1', null), { title: '直播间', path: '/pages/room/room?roomId=r%201' });
+  assert.equal(logic.shareMessage(s, 'r1', 'short').path, '/pages/room/room?roomId=r1');
+  for (const bad of [undefined, {}, { inv: '' }, { inv: 'x'.repeat(17) }, { inv: 'a b c d e f g h ' }, { inv: ['Ab-_0123456789xY'] }]) {
+    assert.equal(logic.inviteOf(bad), undefined, JSON.stringify(bad));
+  }
+});
+
+test('the reminder toast says what the user agreed to', () => {
+  assert.equal(logic.reminded({ accepted: ['t1'], answers: { t1: 'accept', t2: 'reject' }, credits: { t1: 1 } }), '开播前会提醒你');
+  assert.equal(logic.reminded({ accepted: [], answers: { t1: 'reject' }, credits: null }), '未开启提醒');
+});

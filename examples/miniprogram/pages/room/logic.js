@@ -307,7 +307,36 @@ function changes(prev, next) {
   return any ? patch : null;
 }
 
+// -- sharing and reminders (docs/growth.md) -------------------------------------------
+
+/** A share token as the server makes them: 16 URL-safe base64 characters. */
+const TOKEN_RE = /^[A-Za-z0-9_-]{16}$/;
+
+/** The share token this page was opened with (`inv` of the share path), or undefined. */
+function inviteOf(query) {
+  const inv = query && query.inv;
+  return typeof inv === 'string' && TOKEN_RE.test(inv) ? inv : undefined;
+}
+
+/**
+ * What onShareAppMessage returns: the room's title and this page's path with the viewer's
+ * own share token (none yet: the path alone, still a working share, just not attributed).
+ */
+function shareMessage(state, roomId, token) {
+  let path = '/pages/room/room?roomId=' + encodeURIComponent(roomId);
+  if (typeof token === 'string' && TOKEN_RE.test(token)) path += '&inv=' + token;
+  return { title: state.title || '直播间', path };
+}
+
+/** The toast after the subscribe dialog: what the user agreed to. */
+function reminded(result) {
+  return result.accepted.length > 0 ? '开播前会提醒你' : '未开启提醒';
+}
+
 module.exports = {
+  inviteOf,
+  shareMessage,
+  reminded,
   LANES,
   MAX_DANMAKU,
   SCROLL_MS,

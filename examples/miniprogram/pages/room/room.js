@@ -4,7 +4,7 @@
  * Every SDK event goes through a pure function of ./logic.js; this file only wires them to
  * the SDK, the user's taps and setData.
  */
-const { createRoom, buy, pay, cancelOrder } = require('interact-miniprogram');
+const { createRoom, buy, pay, cancelOrder, shareToken, subscribe } = require('interact-miniprogram');
 const logic = require('./logic');
 
 /** setData at most this often: a busy room sends dozens of comments a second. */
@@ -18,12 +18,19 @@ Page({
     const app = getApp();
     this.s = logic.initialState();
     this.shown = this.s;
+    this.roomId = query.roomId || app.globalData.roomId;
     this.room = createRoom({
       url: app.globalData.wsUrl,
-      roomId: query.roomId || app.globalData.roomId,
+      roomId: this.roomId,
       getToken: () => app.token(),
       codec: 'msgpack',
+      inviteToken: logic.inviteOf(query), // opened from someone's share: attributed to them once
     });
+    // This viewer's own token, ready before they tap share (onShareAppMessage is synchronous).
+    shareToken({ baseUrl: app.globalData.apiUrl, getToken: () => app.token(), roomId: this.roomId }).then(
+      (token) => (this.shareToken = token),
+      () => (this.shareToken = null), // sharing still works, just without attribution
+    );
     const on = (event, reduce) => this.room.on(event, (payload) => this.update((s) => reduce(s, payload, Date.now())));
     on('state', logic.connection);
     on('welcome', logic.welcome);
@@ -78,6 +85,27 @@ Page({
       this.setData({ draft: '' });
     } catch (err) {
       this.toast(err.code); // muted, rate_limited, too_long, room_not_live, …
+    }
+  },
+
+  /** The share card: nothing is rewarded for sharing (WeChat forbids it), only who comes in. */
+  onShareAppMessage() {
+    return logic.shareMessage(this.s, this.roomId, this.shareToken);
+  },
+
+  /** Pre-live reminders: the dialog must open from a tap; each accept is one message. */
+  async onRemind() {
+    const app = getApp();
+    try {
+      const result = await subscribe({
+        baseUrl: app.globalData.apiUrl,
+        getToken: () => app.token(),
+        roomId: this.roomId,
+        templateIds: app.globalData.reminderTemplates,
+      });
+      this.toast(logic.reminded(result));
+    } catch (err) {
+      this.toast(err.code); // subscribe_failed, conflict (the room has started), …
     }
   },
 
