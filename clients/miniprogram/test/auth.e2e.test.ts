@@ -51,13 +51,16 @@ test("4001 at a reconnect: one fresh token, at once, and recovery; each welcome 
   await live(room);
 
   for (const round of [1, 2]) {
+    // Listen first: a quiet room may deliver the comment before publish() has its answer.
+    const seen = waitFor(room, "dm", (c) => c.text === `live ${round}`);
     await ops.publish(roomId, `live ${round}`);
-    await waitFor(room, "dm", (c) => c.text === `live ${round}`);
+    await seen;
     const dropped = waitFor(room, "state", (s) => s.state === "reconnecting");
     shim.last.cut();
     await dropped;
+    const welcomed = waitFor(room, "welcome");
     await ops.publish(roomId, `away ${round}`);
-    const back = await waitFor(room, "welcome");
+    const back = await welcomed;
     assert.equal(back.recovered, true);
     assert.equal(asked, 1 + 2 * round, "one refused token and one fresh per reconnection");
     const refused = connects[connects.length - 2] as number;

@@ -162,16 +162,19 @@ test("the watchdog replaces a socket that went silent without a FIN", { timeout:
   const room = open(shim, roomId, () => viewerToken(me), { pingIntervalMs: 300 });
   const got = comments(room);
   await live(room);
+  // Listen first: a quiet room may deliver the comment before publish() has its answer.
+  const first = waitFor(room, "dm", (c) => c.seq === 1);
   await ops.publish(roomId, "before");
-  await waitFor(room, "dm", (c) => c.seq === 1);
+  await first;
 
   const dead = shim.last;
   dead.stall();
   await ops.publish(roomId, "while dead");
   await waitFor(room, "state", (s) => s.state === "reconnecting");
   await live(room);
+  const third = waitFor(room, "dm", (c) => c.seq === 3);
   await ops.publish(roomId, "after");
-  await waitFor(room, "dm", (c) => c.seq === 3);
+  await third;
 
   assert.deepEqual(seqs(got), [1, 2, 3]);
   assert.equal(dead.closed, true, "the dead task was closed");

@@ -58,8 +58,9 @@ test("4029 (too slow) reconnects at once and recovers what the server skipped", 
   const gaps: unknown[] = [];
   viewer.on("gap", (g) => gaps.push(g));
   await live(viewer);
+  const fifth = waitFor(viewer, "dm", (c) => c.seq === 5); // listening before it can arrive
   for (let i = 1; i <= 5; i++) await ops.publish(roomId, `before ${i}`);
-  await waitFor(viewer, "dm", (c) => c.seq === 5);
+  await fifth;
 
   const stalled = shim.last;
   stalled.stall();
