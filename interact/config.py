@@ -32,7 +32,7 @@ class Config:
     token_ttl: int = 7 * 24 * 3600
     dev_login: bool | None = None
     tick_ms: int = 50
-    flush_leading_edge: bool = False
+    flush_leading_edge: bool = True
     history_size: int = 1000
     welcome_history: int = 50
     danmaku_cap: int = 100
@@ -321,8 +321,8 @@ HELP: dict[str, str] = {
     "dev_login": "allow POST /api/v1/auth/dev (default: on with the memory engine and no WeChat)",
     "tick_ms": "fan-out tick: a busy room flushes once per tick (a small room sooner), ms",
     "flush_leading_edge": (
-        "experimental: flush a quiet room's comment at once instead of at the next tick"
-        " (docs/benchmarks.md, quiet rooms)"
+        "flush a quiet room's comment at once instead of at the next tick"
+        " (docs/benchmarks.md, quiet rooms); false: every room waits for the tick"
     ),
     "history_size": "comments kept per room for recovery",
     "welcome_history": "recent comments sent in a welcome without recovery",

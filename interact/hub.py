@@ -65,9 +65,9 @@ class HubConfig:
     fanout_share: float = 0.5
     max_window_ms: int = 150
     min_window_ms: float = 5.0
-    # Quiet rooms flushed on the leading edge (Hub._schedule) instead of at the next tick.
-    # Off by default until the whole suite has run with it on (issue 17).
-    leading_edge: bool = False
+    # Quiet rooms flushed on the leading edge (Hub._schedule) instead of at the next tick;
+    # off, the ticker alone flushes every room, as before issue 17.
+    leading_edge: bool = True
     likes_per_s: int = 20  # per viewer per room, this process (interact.likes); 0 = no limit
 
 

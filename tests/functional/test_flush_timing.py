@@ -27,7 +27,7 @@ async def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 async def stop_ticker(hub: Hub) -> None:
-    # These tests are of the leading edge, off by default (interact/hub.py HubConfig).
+    # These tests are of the leading edge (on by default; set here so they stay about it).
     hub.config = dataclasses.replace(hub.config, leading_edge=True)
     ticker = next(t for t in hub._loops if t.get_name() == "hub-ticker")
     ticker.cancel()
