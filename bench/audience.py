@@ -23,11 +23,8 @@ shared one, every key under the prefix is deleted at the end).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from bench import harness, report
@@ -128,18 +125,7 @@ def main(ns: argparse.Namespace) -> int:
     if ns.uids < 1 or ns.rooms < 1 or ns.batch < 1 or not 0 <= ns.comment_share <= 1:
         print("audience: uids, rooms and batch must be positive", file=sys.stderr)
         return 2
-    redis = None
-    if ns.redis_url:
-        url = ns.redis_url
-    else:
-        log_dir = Path(ns.json).parent if ns.json else Path(tempfile.mkdtemp())
-        redis = harness.start_redis(ns.redis_cpus, log_dir.resolve() / "audience.redis.log")
-        url = redis.url
-    try:
-        result = asyncio.run(_run(ns, url))
-    finally:
-        if redis is not None:
-            redis.stop()
+    result = harness.run_on_redis(ns, "audience", _run)
     problems = [
         f"{r['room']}: watch_uv {r['watch_uv']} != {ns.uids}"
         for r in result["rooms"]

@@ -661,3 +661,20 @@ async def keep_ahead(
     finally:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+def run_on_redis(
+    ns: argparse.Namespace,
+    name: str,
+    run: Callable[[argparse.Namespace, str], Coroutine[Any, Any, dict[str, Any]]],
+) -> dict[str, Any]:
+    """``run(ns, url)`` against ``--redis-url``, or else against a throwaway ``redis-server``
+    (``start_redis``, its log beside ``--json``) stopped afterwards."""
+    if ns.redis_url:
+        return asyncio.run(run(ns, ns.redis_url))
+    log_dir = Path(ns.json).parent if ns.json else Path(tempfile.mkdtemp())
+    redis = start_redis(ns.redis_cpus, log_dir.resolve() / f"{name}.redis.log")
+    try:
+        return asyncio.run(run(ns, redis.url))
+    finally:
+        redis.stop()

@@ -25,9 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from bench import harness, report
@@ -216,18 +214,7 @@ def main(ns: argparse.Namespace) -> int:
     if ns.rooms < 1 or min(ns.comments, ns.grabs, ns.orders) < 0 or ns.concurrency < 1:
         print("retention: rooms and concurrency must be positive", file=sys.stderr)
         return 2
-    redis = None
-    if ns.redis_url:
-        url = ns.redis_url
-    else:
-        log_dir = Path(ns.json).parent if ns.json else Path(tempfile.mkdtemp())
-        redis = harness.start_redis(ns.redis_cpus, log_dir.resolve() / "retention.redis.log")
-        url = redis.url
-    try:
-        result = asyncio.run(_run(ns, url))
-    finally:
-        if redis is not None:
-            redis.stop()
+    result = harness.run_on_redis(ns, "retention", _run)
     params = {k: getattr(ns, k) for k in ("rooms", "comments", "grabs", "orders", "concurrency")}
     doc = {
         "scenario": "retention",
