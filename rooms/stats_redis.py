@@ -19,23 +19,28 @@ class RedisRoomStats:
         self._peak = register(client, "peak", "rooms")
         self._read = register(client, "stats", "rooms")
         self._count = register(client, "count", "rooms")
+        self._likes = register(client, "likes", "rooms")
 
     async def joined(self, room_id: str, uids: list[str]) -> None:
         # One script over the pipe (joins and every comment pay it): both keys share the
         # room's hash tag, so it runs on Redis Cluster too, where redis-py's MULTI is slow.
         if uids:
-            await self._count(keys=[self._keys.stats(room_id), self._keys.viewers(room_id)],
+            k = self._keys
+            await self._count(keys=[k.stats(room_id), k.viewers(room_id), k.room(room_id)],
                               args=["pv", *uids])  # fmt: skip
 
     async def commented(self, room_id: str, uid: str) -> None:
-        await self._count(keys=[self._keys.stats(room_id), self._keys.participants(room_id)],
+        k = self._keys
+        await self._count(keys=[k.stats(room_id), k.participants(room_id), k.room(room_id)],
                           args=["comments", uid])  # fmt: skip
 
     async def add_likes(self, room_id: str, n: int) -> int:
-        return int(await self._client.hincrby(self._keys.stats(room_id), "likes", n))
+        k = self._keys
+        return int(await self._likes(keys=[k.stats(room_id), k.room(room_id)], args=[n]))
 
     async def observe_online(self, room_id: str, online: int) -> None:
-        await self._peak(keys=[self._keys.stats(room_id)], args=[int(online)])
+        k = self._keys
+        await self._peak(keys=[k.stats(room_id), k.room(room_id)], args=[int(online)])
 
     async def get(self, room_id: str) -> dict[str, int]:
         k = self._keys

@@ -203,6 +203,57 @@ async def test_redis_end_sets_hot_and_money_ttls(make_world: MakeWorld) -> None:
         assert await left(key.decode()) > 0, key
 
 
+@pytest.mark.parametrize(
+    "kind", ["redis", pytest.param("redis-cluster", marks=pytest.mark.cluster)]
+)
+@pytest.mark.parametrize("counted_before", [True, False])
+async def test_counts_landing_after_the_end_leave_no_key_without_a_ttl(
+    make_world: MakeWorld, counted_before: bool
+) -> None:
+    """The hub writes a tick's joins, likes and online peak after the fact: a batch in
+    flight when the room ends creates its counters after the end's expiries ran. They
+    take the stats hash's TTL, or the room record's when the batch created that too."""
+    w = await make_world()
+    assert w.client is not None
+    rid = new_room_id()
+    now = w.now()
+    await w.engine.rooms.create(Room(id=rid, title="t", created_at=now, updated_at=now))
+    await w.engine.rooms.transition(rid, "start", now)
+    if counted_before:
+        await w.engine.stats.add_likes(rid, 1)
+    await w.engine.rooms.transition(rid, "end", now)
+    await w.engine.stats.joined(rid, ["u1", "u2"])
+    await w.engine.stats.commented(rid, "u1")
+    assert await w.engine.stats.add_likes(rid, 3) == (4 if counted_before else 3)
+    await w.engine.stats.observe_online(rid, 7)
+    stats = await w.engine.stats.get(rid)
+    assert (stats["uv"], stats["comments"], stats["peak_online"]) == (2, 1, 7)
+    rk = RoomKeys(w.prefix)
+    want = POLICY.hot_ms if counted_before else POLICY.money_ms
+    for key in (rk.stats(rid), rk.viewers(rid), rk.participants(rid)):
+        ms = int(await w.client.pttl(key))
+        assert want - 60_000 < ms <= want, (key, ms)
+
+
+@pytest.mark.parametrize(
+    "kind", ["redis", pytest.param("redis-cluster", marks=pytest.mark.cluster)]
+)
+async def test_counts_of_a_live_room_keep_no_ttl(make_world: MakeWorld) -> None:
+    w = await make_world()
+    assert w.client is not None
+    rid = new_room_id()
+    now = w.now()
+    await w.engine.rooms.create(Room(id=rid, title="t", created_at=now, updated_at=now))
+    await w.engine.rooms.transition(rid, "start", now)
+    await w.engine.stats.joined(rid, ["u1"])
+    await w.engine.stats.commented(rid, "u1")
+    await w.engine.stats.add_likes(rid, 2)
+    await w.engine.stats.observe_online(rid, 3)
+    rk = RoomKeys(w.prefix)
+    for key in (rk.stats(rid), rk.viewers(rid), rk.participants(rid)):
+        assert int(await w.client.pttl(key)) == -1, key
+
+
 async def test_a_room_that_never_starts_takes_its_other_keys(make_world: MakeWorld) -> None:
     w = await make_world()
     rid = new_room_id()
