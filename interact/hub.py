@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from interact.floor.errors import Close
+from interact.flush_window import Windowing, fit_window
 from interact.likes import LikeLimiter
 from interact.metrics import Metrics
 from interact.outbound import Out, encode_outs
@@ -95,7 +96,9 @@ class LocalRoom:
     __slots__ = (
         "arrivals",
         "arrivals_at",
+        "batching",
         "counts_at",
+        "credit",
         "dm_count",
         "dm_tokens",
         "due",
@@ -148,6 +151,10 @@ class LocalRoom:
         self.window = 0.0  # seconds between this room's flushes (adaptive)
         self.next_at = 0.0  # monotonic time from which it may flush again
         self.flushed_at = -math.inf  # monotonic start of its last flush
+        # Fan-out time a small room may still spend at once (Hub._adapt_window): refilled
+        # at fanout_share of the time, at most the share of a tick.
+        self.credit = math.inf
+        self.batching = False  # per tick: too busy to flush each item on its own
         self.counts_at = -math.inf  # ... of its last flush that could carry like/stock/online
         # The danmaku cap as a bucket: danmaku_cap tokens a tick, at most danmaku_cap held.
         self.dm_tokens = -1.0  # full at the first flush
@@ -314,10 +321,15 @@ class Hub:
         try:
             if room.subscribed is None:
                 room.subscribed = asyncio.ensure_future(self.broker.subscribe(room.id))
-            await asyncio.shield(room.subscribed)
+            if room.subscribed.done():
+                room.subscribed.result()  # every joiner after the first: no shield to build
+            else:
+                await asyncio.shield(room.subscribed)
             history = await self.danmaku.history(room.id, since, epoch, self.config.welcome_history)
-            returning = sum(
-                1 for v in room.joining if v.user.uid in room.suspended and v not in room.staff
+            returning = (
+                sum(1 for v in room.joining if v.user.uid in room.suspended and v not in room.staff)
+                if room.suspended  # a scan of every joining viewer, only when one may count
+                else 0
             )
             online = max(
                 await self.presence.total(room.id),
@@ -670,33 +682,23 @@ class Hub:
         except Exception:  # like a bad tick: the next news schedules it again
             log.exception("flush failed")
 
-    def _adapt_window(self, room: LocalRoom, started: float, wrote: bool = True) -> None:
-        """Fit a room's window to its fan-out pass: the pass takes at most its share.
+    @property
+    def _windowing(self) -> Windowing:
+        c = self.config  # read per flush: tests replace the config of a running hub
+        return Windowing(c.tick_ms, c.fanout_share, c.min_window_ms, c.max_window_ms)
 
-        Writing one frame costs a system call per viewer whatever it holds, so a room of
-        10,000 viewers flushed every 50 ms would spend the whole core writing; flushed
-        every 100 ms it sends half the frames with twice the comments in each. A room of a
-        thousand writes in a few milliseconds: it may flush again well before the tick.
-        A flush that wrote nothing (it only let joined viewers in) may lengthen the window
-        but not shorten it: its pass says nothing of the room's size.
-        """
+    def _adapt_window(self, room: LocalRoom, started: float, wrote: bool = True) -> None:
+        """Fit a room's window to its fan-out pass (``interact.flush_window``). A flush
+        that wrote nothing (it only let joined viewers in) may lengthen the window but not
+        shorten it: its pass says nothing of the room's size."""
         cfg = self.config
         tick = cfg.tick_ms / 1000
         spent = time.monotonic() - started
         self.metrics.fanout_pass.observe(spent)
-        room.flushed_at = started
-        budget = cfg.fanout_share * tick
-        # Flushing each item on its own would cost rate x pass: below the tick only while
-        # that fits the share. A busy room batches per tick as before (more frames would
-        # split the same comments, at more CPU for the same deliveries).
+        last, room.flushed_at = room.flushed_at, started
         rate = room.arrivals * math.exp((room.arrivals_at - started) / RATE_TAU) / RATE_TAU
-        if spent < budget and rate * spent <= cfg.fanout_share:
-            window = max(cfg.min_window_ms / 1000, spent / cfg.fanout_share)
-        elif spent < budget:
-            window = tick
-        else:
-            ticks = max(1, min(math.ceil(spent / budget), max(1, cfg.max_window_ms // cfg.tick_ms)))
-            window = ticks * tick
+        fit = fit_window(self._windowing, spent, rate, room.credit, started - last, room.batching)
+        window, room.credit, room.batching = fit
         if not wrote:
             window = max(window, room.window)
         if max(window, tick) != max(room.window, tick):

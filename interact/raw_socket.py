@@ -63,6 +63,7 @@ class RawSocket(asyncio.Protocol):
         "_ctx",
         "_frames",
         "_inbox",
+        "_loop",
         "_lost",
         "_paused",
         "_peer_closed",
@@ -74,9 +75,15 @@ class RawSocket(asyncio.Protocol):
     )
 
     def __init__(
-        self, ctx: Context, transport: asyncio.Transport, codec: Codec, wbits: int
+        self,
+        ctx: Context,
+        transport: asyncio.Transport,
+        codec: Codec,
+        wbits: int,
+        loop: asyncio.AbstractEventLoop,
     ) -> None:
         self._ctx = ctx
+        self._loop = loop  # see interact.upgrade.Dispatch
         self._transport: asyncio.Transport | None = transport
         self.codec = codec
         self.compress = wbits
@@ -110,7 +117,7 @@ class RawSocket(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------
 
     def start(self, query: dict[str, str]) -> None:
-        self._admission = asyncio.ensure_future(self._admit(query))
+        self._admission = self._loop.create_task(self._admit(query))
 
     def data_received(self, data: bytes) -> None:
         transport, frames = self._transport, self._frames
@@ -148,7 +155,7 @@ class RawSocket(asyncio.Protocol):
             self._end_after_inbox(frames.error)
             return
         if inbox and self._worker is None and viewer is not None:
-            self._worker = asyncio.ensure_future(self._drain())
+            self._worker = self._loop.create_task(self._drain())
         if len(inbox) >= INBOX_PAUSE:
             self._pause(_INBOX)
 
@@ -156,7 +163,7 @@ class RawSocket(asyncio.Protocol):
         # The transport closes itself, and waits for its buffer to drain: bound the wait.
         transport = self._transport
         if transport is not None:
-            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
+            self._loop.call_later(CLOSE_TIMEOUT_S, transport.abort)
         return None
 
     def pause_writing(self) -> None:
@@ -197,9 +204,7 @@ class RawSocket(asyncio.Protocol):
         # Admission and join wait on the engine: a connection is not held longer than
         # this unwelcomed (docs/protocol.md, close 1011). A bare timer that cancels this
         # task, not asyncio.timeout: that cost ~6 us of a ~120 us handshake.
-        expiry = asyncio.get_running_loop().call_later(
-            ctx.config.welcome_timeout, self._welcome_expired
-        )
+        expiry = self._loop.call_later(ctx.config.welcome_timeout, self._welcome_expired)
         try:
             user, room = await admit(ctx, query)
             viewer = Viewer(self, transport, user, room.id, self.codec, self.compress)
@@ -227,7 +232,7 @@ class RawSocket(asyncio.Protocol):
             expiry.cancel()
         self.viewer = viewer
         if self._inbox and self._worker is None:
-            self._worker = asyncio.ensure_future(self._drain())
+            self._worker = self._loop.create_task(self._drain())
 
     def _welcome_expired(self) -> None:
         """The welcome deadline: cancel the admission, marked as ours by letting go of it
@@ -271,7 +276,7 @@ class RawSocket(asyncio.Protocol):
         self._inbox.append(close)
         self._pause(_ENDED)
         if self._worker is None and self.viewer is not None:
-            self._worker = asyncio.ensure_future(self._drain())
+            self._worker = self._loop.create_task(self._drain())
 
     def _end(self, close: WsClose) -> None:
         """Answer with ``close`` (unless a close already went out); drop the socket at
@@ -309,7 +314,7 @@ class RawSocket(asyncio.Protocol):
         # A peer that never stops sending, or does not read, would hold the socket (and
         # its buffer) forever: transport.close() waits for the buffer to drain, abort()
         # does not.
-        asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, transport.abort)
+        self._loop.call_later(CLOSE_TIMEOUT_S, transport.abort)
 
     def _linger(self, data: bytes) -> None:
         """What the client sends after the server's close frame: dropped as it comes; its
@@ -339,5 +344,5 @@ class RawSocket(asyncio.Protocol):
 
     def _lost_future(self) -> asyncio.Future[None]:
         if self._lost is None:
-            self._lost = asyncio.get_running_loop().create_future()
+            self._lost = self._loop.create_future()
         return self._lost

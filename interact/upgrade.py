@@ -50,10 +50,18 @@ REFUSED = (
 class Dispatch(asyncio.Protocol):
     """Admits a connection, reads its first request head and decides who serves it."""
 
-    __slots__ = ("_aiohttp", "_buf", "_ctx", "_timer", "_transport")
+    __slots__ = ("_aiohttp", "_buf", "_ctx", "_loop", "_timer", "_transport")
 
-    def __init__(self, ctx: Context, aiohttp_protocol: Callable[[], asyncio.Protocol]) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        aiohttp_protocol: Callable[[], asyncio.Protocol],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
         self._ctx = ctx
+        # Held, not asked for: asyncio.get_running_loop() makes a getpid() system call
+        # each time (CPython 3.11 checks for a fork), three times a handshake.
+        self._loop = loop
         self._aiohttp = aiohttp_protocol
         self._buf = bytearray()
         self._transport: asyncio.Transport | None = None
@@ -71,9 +79,7 @@ class Dispatch(asyncio.Protocol):
             transport.write(REFUSED)  # type: ignore[attr-defined]
             transport.close()
             return
-        self._timer = asyncio.get_running_loop().call_later(
-            ctx.config.head_timeout, self._head_expired
-        )
+        self._timer = self._loop.call_later(ctx.config.head_timeout, self._head_expired)
         if not ctx.config.raw_upgrade:
             self._hand_over()
 
@@ -112,7 +118,7 @@ class Dispatch(asyncio.Protocol):
             wbits = deflate[0]
             head += b"\r\nSec-WebSocket-Extensions: " + deflate[1].encode()
         transport.write(head + b"\r\n\r\n")
-        sock = RawSocket(ctx, transport, codec, wbits)
+        sock = RawSocket(ctx, transport, codec, wbits, self._loop)
         transport.set_protocol(sock)
         sock.start(query)
         if rest:
@@ -196,4 +202,5 @@ def _plain_upgrade(head: bytes) -> tuple[str, bytes, str | None] | None:
 
 def dispatch_factory(ctx: Context, aiohttp_protocol: Callable[[], Any]) -> Callable[[], Dispatch]:
     """The protocol factory ``interact serve`` listens with, whatever ``raw_upgrade``."""
-    return lambda: Dispatch(ctx, aiohttp_protocol)
+    loop = asyncio.get_running_loop()
+    return lambda: Dispatch(ctx, aiohttp_protocol, loop)

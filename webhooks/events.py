@@ -173,8 +173,10 @@ def from_ledger(
     ts = _int(fields, "ts") or int(entry_id.partition("-")[0] or 0)
     event_id = ledger_event_id(room, entry_id)
 
-    def one(event_type: str, subject: str, data: dict[str, Any]) -> list[WebhookEvent]:
-        return [make_event(event_id, event_type, room=room, subject=subject, ts_ms=ts, data=data)]
+    def one(
+        event_type: str, subject: str, data: dict[str, Any], *, eid: str = event_id
+    ) -> list[WebhookEvent]:
+        return [make_event(eid, event_type, room=room, subject=subject, ts_ms=ts, data=data)]
 
     order = fields.get("order", "")
     if kind == "order_reserved":
@@ -185,12 +187,7 @@ def from_ledger(
         # script: exactly one reservation takes it to 0, however many race for the last.
         if fields.get("left") == "0" and valid_event_id(sold_out_event_id(sale)):
             sold_out = {"sale": sale, "room": room, "at": ts, "last_order": order}
-            events.append(
-                make_event(
-                    sold_out_event_id(sale), "sale.sold_out",
-                    room=room, subject=sale, ts_ms=ts, data=sold_out,
-                )
-            )  # fmt: skip
+            events += one("sale.sold_out", sale, sold_out, eid=sold_out_event_id(sale))
         return events
     if kind in ("order_paid", "order_cancelled", "order_expired"):
         event_type = "order." + kind.removeprefix("order_")
@@ -219,12 +216,7 @@ def from_ledger(
                 "out_refund_no": data["out_refund_no"],
                 "state": "success",
             }
-            events.append(
-                make_event(
-                    event_id + ".settled", "order.refunded",
-                    room=room, subject=order, ts_ms=ts, data=settled,
-                )
-            )  # fmt: skip
+            events += one("order.refunded", order, settled, eid=event_id + ".settled")
         return events
     if kind == "refund_settled":
         data = {

@@ -6,7 +6,8 @@ import { fail, say } from './notify.js';
 
 const STAFF = ['operator', 'anchor'];
 
-function accept(token, done) {
+// Whether the token is a staff member's; says why not when it is not.
+function staffToken(token) {
   const claims = claimsOf(token);
   if (!claims) {
     say(t('auth.token.bad'), { error: true });
@@ -16,8 +17,21 @@ function accept(token, done) {
     say(t('auth.viewer'), { error: true });
     return false;
   }
-  done(token);
   return true;
+}
+
+// One sign-in: the submit button is off while `request` runs; the token it resolves with
+// is handed to `done` when it is a staff member's, and a failure is shown.
+async function signIn(submit, done, request) {
+  submit.disabled = true;
+  try {
+    const token = await request();
+    if (staffToken(token)) done(token);
+  } catch (err) {
+    fail(err);
+  } finally {
+    submit.disabled = false;
+  }
 }
 
 function passwordForm(done, enabled) {
@@ -41,8 +55,7 @@ function passwordForm(done, enabled) {
   );
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    submit.disabled = true;
-    try {
+    await signIn(submit, done, async () => {
       const answer = await api(
         'POST',
         '/auth/console',
@@ -50,12 +63,8 @@ function passwordForm(done, enabled) {
         { token: null, signOutOn401: false },
       );
       password.value = '';
-      accept(answer.token, done);
-    } catch (err) {
-      fail(err);
-    } finally {
-      submit.disabled = false;
-    }
+      return answer.token;
+    });
   });
   return form;
 }
@@ -80,20 +89,15 @@ function devForm(done) {
   );
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    submit.disabled = true;
-    try {
+    await signIn(submit, done, async () => {
       const answer = await api(
         'POST',
         '/auth/dev',
         { uid: uid.value.trim(), role: role.value },
         { token: null, signOutOn401: false },
       );
-      accept(answer.token, done);
-    } catch (err) {
-      fail(err);
-    } finally {
-      submit.disabled = false;
-    }
+      return answer.token;
+    });
   });
   return form;
 }
@@ -112,26 +116,13 @@ function tokenForm(done) {
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const value = token.value.trim();
-    const claims = claimsOf(value);
-    if (!claims) {
-      say(t('auth.token.bad'), { error: true });
-      return;
-    }
-    if (!STAFF.includes(claims.role)) {
-      say(t('auth.viewer'), { error: true });
-      return;
-    }
-    submit.disabled = true;
-    try {
+    if (!staffToken(value)) return;
+    await signIn(submit, done, async () => {
       // The server, not the page, decides whether the token is good.
       await api('POST', '/auth/ticket', undefined, { token: value, signOutOn401: false });
       token.value = '';
-      accept(value, done);
-    } catch (err) {
-      fail(err);
-    } finally {
-      submit.disabled = false;
-    }
+      return value;
+    });
   });
   return form;
 }

@@ -204,6 +204,29 @@ async def test_archive_on_the_memory_engine(
     await check_archive(server, session, tmp_path, made)
 
 
+async def archived_on_redis(
+    servers: Callable[..., ServerProcess],
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+    redis_url: str,
+    redis_prefix: str,
+    **more: str,
+) -> tuple[ServerProcess, dict[str, Any]]:
+    """A server on Redis (dev payments, ``more`` settings) archiving to ``tmp_path/archive``,
+    and ``room_with_everything`` on it, its archive checked."""
+    env = archive_env(
+        tmp_path / "archive",
+        INTERACT_REDIS_URL=redis_url,
+        INTERACT_REDIS_PREFIX=redis_prefix,
+        INTERACT_PAY_PROVIDER="dev",
+        **more,
+    )
+    server = servers(env=env)
+    made = await room_with_everything(server, session)
+    await check_archive(server, session, tmp_path, made)
+    return server, made
+
+
 async def test_archive_on_redis(
     servers: Callable[..., ServerProcess],
     session: aiohttp.ClientSession,
@@ -211,15 +234,7 @@ async def test_archive_on_redis(
     redis_url: str,
     redis_prefix: str,
 ) -> None:
-    env = archive_env(
-        tmp_path / "archive",
-        INTERACT_REDIS_URL=redis_url,
-        INTERACT_REDIS_PREFIX=redis_prefix,
-        INTERACT_PAY_PROVIDER="dev",
-    )
-    server = servers(env=env)
-    made = await room_with_everything(server, session)
-    await check_archive(server, session, tmp_path, made)
+    await archived_on_redis(servers, session, tmp_path, redis_url, redis_prefix)
 
 
 async def test_a_writer_killed_mid_write_is_replaced(

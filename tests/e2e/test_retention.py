@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from rooms.keys import RoomKeys
 from rooms.retention import DAY_MS
 from tests.e2e.harness import Api, ServerProcess
-from tests.e2e.test_archive import archive_env, check_archive, room_with_everything
+from tests.e2e.test_archive import archived_on_redis
 
 RETENTION_DAYS = 2
 REFUND_DAYS = 30
@@ -29,17 +29,15 @@ async def test_hot_keys_expire_after_the_archive_and_the_order_stays_refundable(
     redis_url: str,
     redis_prefix: str,
 ) -> None:
-    env = archive_env(
-        tmp_path / "archive",
-        INTERACT_REDIS_URL=redis_url,
-        INTERACT_REDIS_PREFIX=redis_prefix,
-        INTERACT_PAY_PROVIDER="dev",
+    server, made = await archived_on_redis(
+        servers,
+        session,
+        tmp_path,
+        redis_url,
+        redis_prefix,
         INTERACT_RETENTION_DAYS=str(RETENTION_DAYS),
         INTERACT_REFUND_WINDOW_DAYS=str(REFUND_DAYS),
     )
-    server = servers(env=env)
-    made = await room_with_everything(server, session)
-    await check_archive(server, session, tmp_path, made)
     rid, op = made["rid"], made["op"]
     client = aioredis.Redis.from_url(redis_url)
     try:

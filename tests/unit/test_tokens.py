@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 from typing import Any
 
 import jwt
 import pytest
+from hypothesis import given, reject, settings
+from hypothesis import strategies as st
 
 from interact import tokens
 from interact.floor.errors import Code, Unauthorized
@@ -191,3 +195,111 @@ def test_the_cache_stays_within_its_bound(monkeypatch: pytest.MonkeyPatch) -> No
         user = User(f"bound-{i}", "b", Role.VIEWER)
         assert verify(SECRET, issue(SECRET, user, ttl=600)) == user
         assert len(tokens._VERIFIED) <= 2
+
+
+# -- the plain-token path, against PyJWT as the referee ------------------------------
+
+
+def pyjwt_claims(token: str, secret: str = SECRET) -> dict[str, Any] | None:
+    """What PyJWT makes of a token with the options verify uses (None: refused)."""
+    try:
+        return jwt.decode(
+            token, secret, algorithms=["HS256"], options={"require": ["exp", "sub", "role"]}
+        )
+    except jwt.InvalidTokenError:
+        return None
+
+
+def test_issued_tokens_take_the_plain_path() -> None:
+    token = issue(SECRET, USER, ttl=60)
+    got = tokens._plain_claims(SECRET, token)
+    assert got is not None and got == pyjwt_claims(token)
+    assert got["sub"] == USER.uid and got["nick"] == USER.nick
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        # Each is signed with SECRET and refused by the plain path; PyJWT judges it.
+        jwt.encode(claims(aud="x"), SECRET, algorithm="HS256"),
+        jwt.encode(claims(exp=int(time.time()) - 1), SECRET, algorithm="HS256"),
+        jwt.encode(claims(iat=int(time.time()) + 3600), SECRET, algorithm="HS256"),
+        jwt.encode(claims(exp=time.time() + 60.5), SECRET, algorithm="HS256"),
+        jwt.encode(claims(exp=True), SECRET, algorithm="HS256"),
+        jwt.encode(claims(sub=7), SECRET, algorithm="HS256"),
+        jwt.encode(claims(), SECRET, algorithm="HS256", headers={"kid": "k1"}),
+        jwt.encode(claims(), SECRET, algorithm="HS384"),
+        jwt.encode(claims(), OTHER_SECRET, algorithm="HS256"),
+    ],
+)
+def test_other_tokens_are_left_to_pyjwt(token: str) -> None:
+    assert tokens._plain_claims(SECRET, token) is None
+
+
+def test_a_key_pyjwt_refuses_never_takes_the_plain_path() -> None:
+    pem = (
+        "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----"
+    )
+    header = base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').rstrip(b"=").decode()
+    body = b64url(claims())
+    mac = hmac.new(pem.encode(), f"{header}.{body}".encode(), hashlib.sha256).digest()
+    token = f"{header}.{body}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+    assert tokens._plain_claims(pem, token) is None
+    assert_unauthorized_with(pem, token)
+
+
+def assert_unauthorized_with(secret: str, token: str) -> None:
+    with pytest.raises(Unauthorized):
+        verify(secret, token)
+
+
+CLAIM_VALUES = st.one_of(
+    st.integers(-(2**40), 2**41),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.text(max_size=8),
+    st.none(),
+)
+
+
+@st.composite
+def signed_tokens(draw: st.DrawFn) -> str:
+    now = int(time.time())
+    body: dict[str, Any] = {
+        "sub": draw(st.sampled_from(["u1", "a.b@c", 7, ""])),
+        "role": draw(st.sampled_from(["viewer", "anchor", "boss", 1])),
+        "exp": draw(st.sampled_from([now + 600, now - 1, now, float(now + 600), True])),
+    }
+    if draw(st.booleans()):
+        body["iat"] = draw(st.sampled_from([now, now - 5, now + 600, float(now), False]))
+    if draw(st.booleans()):
+        body["nick"] = draw(st.text(max_size=6))
+    for name in draw(st.lists(st.sampled_from(["aud", "nbf", "iss", "jti", "x"]), max_size=2)):
+        body[name] = draw(CLAIM_VALUES)
+    for name in draw(st.lists(st.sampled_from(["sub", "role", "exp"]), max_size=1)):
+        body.pop(name, None)
+    headers = draw(st.sampled_from([None, {"typ": None}, {"kid": "k"}, {"typ": "at+jwt"}]))
+    secret = draw(st.sampled_from([SECRET, SECRET, OTHER_SECRET]))
+    try:
+        token = jwt.encode(body, secret, algorithm="HS256", headers=headers)
+    except TypeError:  # PyJWT will not sign such a claim (an iss that is no string)
+        reject()
+    # A mutation: a character changed, one added or removed, or none.
+    how = draw(st.sampled_from(["none", "swap", "add", "drop"]))
+    if how == "none" or not token:
+        return token
+    i = draw(st.integers(0, len(token) - 1))
+    c = draw(st.sampled_from(list("AaBb019-_.=+/ ")))
+    if how == "swap":
+        return token[:i] + c + token[i + 1 :]
+    if how == "add":
+        return token[:i] + c + token[i:]
+    return token[:i] + token[i + 1 :]
+
+
+@settings(max_examples=600)
+@given(signed_tokens())
+def test_the_plain_path_accepts_nothing_pyjwt_refuses(token: str) -> None:
+    fast = tokens._plain_claims(SECRET, token)
+    if fast is not None:
+        assert fast == pyjwt_claims(token)
