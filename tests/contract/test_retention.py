@@ -203,6 +203,14 @@ async def test_redis_end_sets_hot_and_money_ttls(make_world: MakeWorld) -> None:
         assert await left(key.decode()) > 0, key
 
 
+async def live_room(w: World) -> tuple[str, int]:
+    """A room just started, and the time it started."""
+    rid, now = new_room_id(), w.now()
+    await w.engine.rooms.create(Room(id=rid, title="t", created_at=now, updated_at=now))
+    await w.engine.rooms.transition(rid, "start", now)
+    return rid, now
+
+
 @pytest.mark.parametrize(
     "kind", ["redis", pytest.param("redis-cluster", marks=pytest.mark.cluster)]
 )
@@ -215,10 +223,7 @@ async def test_counts_landing_after_the_end_leave_no_key_without_a_ttl(
     take the stats hash's TTL, or the room record's when the batch created that too."""
     w = await make_world()
     assert w.client is not None
-    rid = new_room_id()
-    now = w.now()
-    await w.engine.rooms.create(Room(id=rid, title="t", created_at=now, updated_at=now))
-    await w.engine.rooms.transition(rid, "start", now)
+    rid, now = await live_room(w)
     if counted_before:
         await w.engine.stats.add_likes(rid, 1)
     await w.engine.rooms.transition(rid, "end", now)
@@ -241,10 +246,7 @@ async def test_counts_landing_after_the_end_leave_no_key_without_a_ttl(
 async def test_counts_of_a_live_room_keep_no_ttl(make_world: MakeWorld) -> None:
     w = await make_world()
     assert w.client is not None
-    rid = new_room_id()
-    now = w.now()
-    await w.engine.rooms.create(Room(id=rid, title="t", created_at=now, updated_at=now))
-    await w.engine.rooms.transition(rid, "start", now)
+    rid, _ = await live_room(w)
     await w.engine.stats.joined(rid, ["u1"])
     await w.engine.stats.commented(rid, "u1")
     await w.engine.stats.add_likes(rid, 2)
