@@ -70,12 +70,17 @@ def build_app(config: Config) -> web.Application:
 
 async def _every(job: Callable[[], Awaitable[Any]], interval: float) -> None:
     """Run ``job`` every ``interval`` seconds until cancelled; a failed round is logged."""
+    task = asyncio.current_task()
     while True:
         await asyncio.sleep(interval)
         try:
             await job()
         except Exception:  # Redis or WeChat away: try again next round
             log.warning("%s failed", getattr(job, "__name__", "job"), exc_info=True)
+        if task is not None and task.cancelling():
+            # The job swallowed our cancellation (the Redis Cluster client can, when it
+            # lands mid-command): stop anyway, or the shutdown waits for this for ever.
+            raise asyncio.CancelledError
 
 
 def _control_handler(hub: Hub) -> Callable[[dict[str, Any]], None]:

@@ -619,7 +619,9 @@ class Hub:
             self.metrics.likes_dropped.inc(n - granted)
         room.pending_likes += granted
         if granted:
-            self.recorder.mark(room_id, "like", uid)
+            # Staff (a few per room) like for the room's total, not among its likers.
+            if not any(v.user.uid == uid for v in room.staff):
+                self.recorder.mark(room_id, "like", uid)
             self.recorder.add(room_id, "likes", granted)
 
     # -- the tick --------------------------------------------------------------

@@ -16,7 +16,7 @@ import orjson
 
 from interact.floor.errors import BadRequest, Code, Conflict, InteractError, NotFound
 from interact.floor.moderation_policy import Action, AllowAll, ModerationPolicy
-from rooms.audience import AudienceRecorder
+from rooms.audience import AudienceRecorder, is_staff
 from rooms.broker import Broker
 from rooms.danmaku import validate_comment
 from rooms.danmaku_log import Appended, DanmakuLog
@@ -161,7 +161,9 @@ class RoomService:
             return Held(item)
         appended = await self.danmaku.append(room_id, body, require_live=True)
         await self.stats.commented(room_id, author.uid)
-        self._count_comment(room_id, author.uid)
+        # Staff are no audience (rooms.audience.is_staff): their comments count, not them.
+        audience = not is_staff(author.role, author.uid, room.anchor)
+        self._count_comment(room_id, author.uid if audience else "")
         await self.policy.after_comment(room_id, body, appended.seq)
         return appended
 
@@ -169,13 +171,19 @@ class RoomService:
         """Publish a comment an operator released from the review queue."""
         body = {**body, "ts": self.clock()}
         appended = await self.danmaku.append(room_id, body, require_live=False)
-        await self.stats.commented(room_id, str(body.get("uid", "")))
-        self._count_comment(room_id, str(body.get("uid", "")))
+        uid = str(body.get("uid", ""))
+        await self.stats.commented(room_id, uid)
+        room = await self.rooms.get(room_id)
+        staff = room is not None and is_staff(str(body.get("role", "")), uid, room.anchor)
+        self._count_comment(room_id, "" if staff else uid)
         return appended
 
     def _count_comment(self, room_id: str, uid: str) -> None:
-        if self.recorder is not None and uid:
-            self.recorder.mark(room_id, "comment", uid)
+        """One comment for the room's figures; ``uid`` among its commenters unless empty
+        (staff, or no author)."""
+        if self.recorder is not None:
+            if uid:
+                self.recorder.mark(room_id, "comment", uid)
             self.recorder.add(room_id, "comments")
 
     async def server_message(self, room_id: str, author: Author, text: str) -> Appended:

@@ -109,6 +109,15 @@ async def test_staff_are_not_counted_but_hear_everything(
         assert (await staff.next("dm"))["text"] == "ok 0"
         notice = await staff.next("notice")
         assert notice["level"] == "alert" and "slow mode" in notice["text"]
+    # Staff comment and like: their comments and likes count, they are not commenters
+    # or likers (viewers[0] is the one commenter, viewers[2] the one liker).
+    for staff, name in ((ops_ws, "ops"), (anchor, "anc")):
+        await staff.send({"t": "dm", "text": f"staff {name}", "ref": f"s-{name}"})
+        assert (await staff.ack(f"s-{name}"))["ok"]
+        await staff.send({"t": "like", "n": 2})
+    await viewers[2].send({"t": "like", "n": 1})
+    f = await figures_when(op, rid, lambda f: f["likes"] >= 5 and f["comments"] >= 6)
+    assert (f["comment_uv"], f["like_uv"], f["comments"], f["likes"]) == (1, 1, 6, 5), f
     # Something for everyone after the notice: when it is in, the notice would be too.
     assert (await op.call("POST", f"/api/v1/rooms/{rid}/messages", {"text": "after"}))[0] == 201
     for v in viewers:
